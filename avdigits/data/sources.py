@@ -1,0 +1,96 @@
+"""Picks and loads the image and speech sources a config names.
+
+`--data_dir` (or `$AVDIGITS_DATA_DIR`) points at a directory holding any of
+`mnist/`, `fsdd/`, `tidigits/`, `audiomnist/`; "auto" picks what is there.
+Without a data directory, "auto" means TFDS (`mnist`, `spoken_digit`).
+Source modules are imported lazily so that `synthetic` never pulls in TFDS.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from avdigits.data.types import ImageSet, SpeechSet
+from avdigits.errors import ConfigError, DataError
+
+IMAGE_SOURCES = ("auto", "mnist", "tfds", "synthetic")
+SPEECH_SOURCES = ("auto", "fsdd", "tidigits", "audiomnist", "tfds",
+                  "synthetic")
+ENV_VAR = "AVDIGITS_DATA_DIR"
+
+
+def resolve_data_dir(flag_value: str | None) -> pathlib.Path | None:
+  """The data directory from the flag, else the environment, else None."""
+  value = flag_value or os.environ.get(ENV_VAR) or None
+  if value is None:
+    return None
+  path = pathlib.Path(value).expanduser()
+  origin = "--data_dir" if flag_value else f"${ENV_VAR}"
+  if not path.is_dir():
+    raise DataError(f"{origin}={value}: no such directory")
+  if not os.access(path, os.R_OK | os.X_OK):
+    raise DataError(f"{origin}={value}: directory is not readable")
+  return path
+
+
+def _no_data_dir(source: str) -> str:
+  return (f"{source} needs a data directory: pass --data_dir or set "
+          f"${ENV_VAR}")
+
+
+def load_images(source: str, data_dir: pathlib.Path | None, *, seed: int,
+                synthetic_per_class: int) -> ImageSet:
+  """Loads the image source `source` (see IMAGE_SOURCES)."""
+  if source not in IMAGE_SOURCES:
+    raise ConfigError(f"--config.data.images={source!r}: choose one of "
+                      f"{', '.join(IMAGE_SOURCES)}")
+  if source == "auto":
+    source = "mnist" if data_dir is not None else "tfds"
+  if source == "synthetic":
+    from avdigits.data.synthetic import synthetic_images
+    return synthetic_images(synthetic_per_class, seed=seed)
+  if source == "tfds":
+    from avdigits.data.tfds_sources import load_tfds_mnist
+    return load_tfds_mnist()
+  if data_dir is None:
+    raise DataError(_no_data_dir("--config.data.images=mnist"))
+  from avdigits.data.mnist import load_mnist_dir
+  return load_mnist_dir(data_dir / "mnist", seed=seed)
+
+
+def load_speech(source: str, data_dir: pathlib.Path | None, *, seed: int,
+                sample_rate: int, synthetic_per_class: int,
+                tidigits_children: bool = False) -> SpeechSet:
+  """Loads the speech source `source` (see SPEECH_SOURCES)."""
+  if source not in SPEECH_SOURCES:
+    raise ConfigError(f"--config.data.speech={source!r}: choose one of "
+                      f"{', '.join(SPEECH_SOURCES)}")
+  if source == "auto":
+    if data_dir is None:
+      source = "tfds"
+    else:
+      present = [s for s in ("fsdd", "tidigits", "audiomnist")
+                 if (data_dir / s).is_dir()]
+      if not present:
+        raise DataError(f"{data_dir}: no spoken-digit corpus found (expected "
+                        f"one of fsdd/, tidigits/, audiomnist/)")
+      source = present[0]
+  if source == "synthetic":
+    from avdigits.data.synthetic import synthetic_speech
+    return synthetic_speech(synthetic_per_class, sample_rate=sample_rate,
+                            seed=seed)
+  if source == "tfds":
+    from avdigits.data.tfds_sources import load_tfds_spoken_digit
+    return load_tfds_spoken_digit(sample_rate=sample_rate)
+  if data_dir is None:
+    raise DataError(_no_data_dir(f"--config.data.speech={source}"))
+  from avdigits.data import spoken
+  if source == "fsdd":
+    return spoken.load_fsdd(data_dir / "fsdd", sample_rate=sample_rate)
+  if source == "tidigits":
+    return spoken.load_tidigits(data_dir / "tidigits",
+                                sample_rate=sample_rate,
+                                children=tidigits_children)
+  return spoken.load_audiomnist(data_dir / "audiomnist",
+                                sample_rate=sample_rate)

@@ -1,0 +1,114 @@
+"""Stage bookkeeping in a workdir: atomic results, config fingerprints.
+
+Each stage of a run owns `<workdir>/<stage>/`: `config.json` (the settings
+that determine its output), `ckpt/` (Orbax checkpoints while it runs),
+`metrics.jsonl` (one JSON line per logged step) and, once finished,
+`result.json`. A stage whose `result.json` exists is skipped; one whose
+settings changed is refused rather than silently reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any
+
+from avdigits.errors import ConfigError
+
+
+def write_json_atomic(path: str | pathlib.Path, obj: Any) -> None:
+  """Writes JSON to a temporary file in the same directory, then renames."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False,
+                                   prefix=f".{path.name}.",
+                                   suffix=".tmp") as f:
+    json.dump(obj, f, indent=1, sort_keys=True)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(f.name, path)
+
+
+def read_json(path: str | pathlib.Path) -> Any:
+  with open(path) as f:
+    return json.load(f)
+
+
+def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+  changes = []
+  for key in sorted(set(old) | set(new)):
+    a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+    if isinstance(a, dict) and isinstance(b, dict):
+      changes += _diff(a, b, f"{prefix}{key}.")
+    elif a != b:
+      changes.append(f"{prefix}{key}: {a!r} -> {b!r}")
+  return changes
+
+
+class Stage:
+  """One resumable stage of a run, stored under `<workdir>/<name>/`."""
+
+  def __init__(self, workdir: str | pathlib.Path, name: str,
+               settings: dict[str, Any]):
+    self.name = name
+    self.directory = pathlib.Path(workdir) / name
+    self.settings = json.loads(json.dumps(settings))  # normalise to JSON
+    self._check_settings()
+
+  def _check_settings(self) -> None:
+    path = self.directory / "config.json"
+    if path.exists():
+      old = read_json(path)
+      changes = _diff(old, self.settings)
+      if changes:
+        raise ConfigError(
+            f"{self.directory}: written by a different config "
+            f"({'; '.join(changes[:4])}); use another --workdir or delete "
+            f"{self.directory} to rerun this stage")
+    else:
+      write_json_atomic(path, self.settings)
+
+  @property
+  def checkpoint_dir(self) -> pathlib.Path:
+    return self.directory / "ckpt"
+
+  @property
+  def metrics_path(self) -> pathlib.Path:
+    return self.directory / "metrics.jsonl"
+
+  def done(self) -> bool:
+    return (self.directory / "result.json").exists()
+
+  def result(self) -> dict[str, Any]:
+    return read_json(self.directory / "result.json")
+
+  def finish(self, result: dict[str, Any]) -> None:
+    write_json_atomic(self.directory / "result.json", result)
+
+  def read_metrics(self, up_to_step: int | None = None) -> list[dict]:
+    """Logged rows, keeping only those at or before `up_to_step`."""
+    if not self.metrics_path.exists():
+      return []
+    rows = []
+    for line in self.metrics_path.read_text().splitlines():
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:  # a line cut by a kill: drop it
+        continue
+      if up_to_step is None or row.get("step", 0) <= up_to_step:
+        rows.append(row)
+    return rows
+
+  def reset_metrics(self, rows: list[dict]) -> None:
+    """Rewrites metrics.jsonl with `rows` (used when resuming)."""
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    tmp = self.metrics_path.with_suffix(".jsonl.tmp")
+    self.directory.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(text)
+    os.replace(tmp, self.metrics_path)
+
+  def log_metrics(self, row: dict) -> None:
+    with open(self.metrics_path, "a") as f:
+      f.write(json.dumps(row, sort_keys=True) + "\n")

@@ -1,0 +1,54 @@
+"""Stage bookkeeping, atomic JSON and checkpoint fallback."""
+
+import json
+
+import numpy as np
+import pytest
+
+from avdigits.checkpoint import Checkpointer
+from avdigits.errors import ConfigError
+from avdigits.workdir import Stage, write_json_atomic
+
+
+def test_write_json_atomic_leaves_no_temporaries(tmp_path):
+  write_json_atomic(tmp_path / "a" / "r.json", {"x": 1})
+  write_json_atomic(tmp_path / "a" / "r.json", {"x": 2})
+  assert json.loads((tmp_path / "a" / "r.json").read_text()) == {"x": 2}
+  assert [p.name for p in (tmp_path / "a").iterdir()] == ["r.json"]
+
+
+def test_stage_refuses_changed_config(tmp_path):
+  Stage(tmp_path, "image", {"lr": 1e-3, "seed": 0})
+  Stage(tmp_path, "image", {"lr": 1e-3, "seed": 0})  # same: fine
+  with pytest.raises(ConfigError, match=r"lr: 0.001 -> 0.01"):
+    Stage(tmp_path, "image", {"lr": 1e-2, "seed": 0})
+
+
+def test_stage_metrics_resume_drops_rows_after_checkpoint(tmp_path):
+  stage = Stage(tmp_path, "s", {})
+  for step in (10, 20, 30):
+    stage.log_metrics({"step": step})
+  with open(stage.metrics_path, "a") as f:
+    f.write('{"step": 4')  # a line cut by a kill
+  rows = stage.read_metrics(up_to_step=20)
+  assert [r["step"] for r in rows] == [10, 20]
+  stage.reset_metrics(rows)
+  assert [r["step"] for r in stage.read_metrics()] == [10, 20]
+
+
+def test_checkpointer_falls_back_to_previous_when_newest_is_corrupt(tmp_path):
+  ckpt = Checkpointer(tmp_path / "ckpt", max_to_keep=3)
+  for step in (1, 2):
+    ckpt.save(step, {"w": np.full((3,), step, np.float32)})
+  # Corrupt every file of the newest checkpoint.
+  for path in (tmp_path / "ckpt" / "2").rglob("*"):
+    if path.is_file():
+      path.write_bytes(b"garbage")
+  step, state = Checkpointer(tmp_path / "ckpt").restore_latest(
+      {"w": np.zeros((3,), np.float32)})
+  assert step == 1
+  np.testing.assert_array_equal(state["w"], [1, 1, 1])
+
+
+def test_checkpointer_empty_returns_none(tmp_path):
+  assert Checkpointer(tmp_path / "c").restore_latest({"w": np.zeros(2)}) is None

@@ -1,0 +1,181 @@
+"""Training the alignment model on frozen convnet activations.
+
+Each iteration takes one random training image and one random training
+utterance of every speech class (the paper's protocol), scores the image
+against the utterances with `models.Aligner` and takes one optimiser step on
+the hinge loss. Iterations run in chunks inside one compiled `lax.scan`; the
+random draws of chunk c come from `fold_in(seed, c)`, so a resumed run
+repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from avdigits import losses
+from avdigits.checkpoint import Checkpointer
+from avdigits.data.types import speech_class_to_digit
+from avdigits.errors import ConfigError, DataError, TrainingError
+from avdigits.models import Aligner
+from avdigits.optim import make_optimizer
+from avdigits.workdir import Stage
+
+LOSSES = ("paper_hinge", "symmetric_hinge", "info_nce")
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignSchedule:
+  """The alignment model's training settings."""
+  iterations: int = 500_000
+  chunk: int = 50_000
+  optimizer: str = "sgd"
+  learning_rate: float = 1e-5
+  lr_schedule: str = "constant"
+  embed_dim: int = 512
+  init_std: float = 0.01
+  clamp: bool = True
+  margin: float = 1.0
+
+  def validate(self, flag: str = "align") -> None:
+    for name in ("iterations", "chunk", "embed_dim"):
+      if getattr(self, name) <= 0:
+        raise ConfigError(f"--config.{flag}.{name} must be > 0, got "
+                          f"{getattr(self, name)}")
+    if not self.init_std > 0:
+      raise ConfigError(f"--config.{flag}.init_std must be > 0, got "
+                        f"{self.init_std}")
+
+
+def class_index_table(labels: np.ndarray,
+                      num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+  """Returns (table [C, max_count], counts [C]) of example indices by class.
+
+  Raises DataError if a class has no example.
+  """
+  counts = np.bincount(labels, minlength=num_classes)[:num_classes]
+  if np.any(counts == 0):
+    missing = np.flatnonzero(counts == 0).tolist()
+    raise DataError(f"alignment training data lacks speech class(es) "
+                    f"{missing}")
+  table = np.zeros((num_classes, counts.max()), np.int32)
+  for c in range(num_classes):
+    idx = np.flatnonzero(labels == c)
+    table[c, :len(idx)] = idx
+  return table, counts.astype(np.int32)
+
+
+def sample_chunk(key: jax.Array, chunk_index: int | jax.Array, length: int,
+                 num_images: int, table: jax.Array,
+                 counts: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Draws `length` iterations: image indices [L] and utterances [L, C]."""
+  key = jax.random.fold_in(key, chunk_index)
+  image_key, speech_key = jax.random.split(key)
+  image_idx = jax.random.randint(image_key, (length,), 0, num_images)
+  u = jax.random.uniform(speech_key, (length, table.shape[0]))
+  rank = jnp.minimum((u * counts).astype(jnp.int32), counts - 1)
+  speech_idx = table[jnp.arange(table.shape[0]), rank]
+  return image_idx, speech_idx
+
+
+def make_align_chunk_fn(model: Aligner, tx: optax.GradientTransformation,
+                        schedule: AlignSchedule, num_classes: int):
+  """Returns jitted f(state, image_acts, image_digits, speech_acts, table,
+  counts, key, chunk_index, length) -> (state, per-iteration costs)."""
+  speech_digits = speech_class_to_digit(np.arange(num_classes))
+
+  def cost_fn(params, w, v, positives):
+    scores = model.apply({"params": params}, w[None], v[None],
+                         clamp=schedule.clamp)
+    return losses.paper_hinge(scores, positives[None],
+                              margin=schedule.margin).sum()
+
+  def step(carry, sample):
+    params, opt_state, w_all, w_digits, v_all = carry
+    image_i, speech_i = sample
+    positives = w_digits[image_i] == speech_digits
+    cost, grads = jax.value_and_grad(cost_fn)(params, w_all[image_i],
+                                              v_all[speech_i], positives)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return (params, opt_state, w_all, w_digits, v_all), cost
+
+  @functools.partial(jax.jit, static_argnums=8, donate_argnums=0)
+  def run_chunk(state, w_all, w_digits, v_all, table, counts, key,
+                chunk_index, length):
+    samples = sample_chunk(key, chunk_index, length, w_all.shape[0], table,
+                           counts)
+    carry = (state["params"], state["opt_state"], w_all, w_digits, v_all)
+    carry, costs = jax.lax.scan(step, carry, samples)
+    new = {"params": carry[0], "opt_state": carry[1],
+           "step": state["step"] + length}
+    return new, costs
+
+  return run_chunk
+
+
+def train_alignment(image_acts: np.ndarray, image_digits: np.ndarray,
+                    speech_acts: np.ndarray, speech_labels: np.ndarray,
+                    num_classes: int, schedule: AlignSchedule, *, seed: int,
+                    stage: Stage, show_progress: bool = True
+                    ) -> dict[str, Any]:
+  """Trains (or resumes) the aligner; returns params, cost curve, timings."""
+  schedule.validate()
+  model = Aligner(embed_dim=schedule.embed_dim, init_std=schedule.init_std)
+  tx = make_optimizer(schedule.optimizer, schedule.learning_rate,
+                      schedule.iterations, schedule=schedule.lr_schedule,
+                      flag="align")
+  table, counts = class_index_table(np.asarray(speech_labels), num_classes)
+  w_all = jnp.asarray(image_acts, jnp.float32)
+  v_all = jnp.asarray(speech_acts, jnp.float32)
+  params = model.init(jax.random.key(seed), w_all[:1],
+                      v_all[None, :num_classes])["params"]
+  state = {"params": params, "opt_state": tx.init(params),
+           "step": jnp.zeros((), jnp.int32)}
+  checkpointer = Checkpointer(stage.checkpoint_dir)
+  restored = checkpointer.restore_latest(state)
+  history: list[dict] = []
+  if restored is not None:
+    state = restored[1]
+    history = stage.read_metrics(up_to_step=int(state["step"]))
+    stage.reset_metrics(history)
+  run_chunk = make_align_chunk_fn(model, tx, schedule, num_classes)
+  key = jax.random.key(seed + 1)
+  step = int(state["step"])
+  start = time.perf_counter()
+  bar = tqdm(total=schedule.iterations, initial=step, desc=stage.name,
+             disable=not show_progress, leave=False)
+  while step < schedule.iterations:
+    length = min(schedule.chunk, schedule.iterations - step)
+    chunk_index = step // schedule.chunk
+    state, costs = run_chunk(state, w_all, jnp.asarray(image_digits),
+                             v_all, jnp.asarray(table), jnp.asarray(counts),
+                             key, chunk_index, length)
+    costs = np.asarray(costs)
+    if not np.all(np.isfinite(costs)):
+      bad = step + int(np.argmin(np.isfinite(costs))) + 1
+      raise TrainingError(
+          f"stage {stage.name}: non-finite cost at iteration {bad}; the last "
+          f"good checkpoint (iteration {step}) is kept in "
+          f"{stage.checkpoint_dir}; lower --config.align.learning_rate")
+    row = {"step": step + length, "cost_sum": float(costs.sum()),
+           "cost_mean": float(costs.mean()),
+           "cost_first": float(costs[0]), "cost_last": float(costs[-1])}
+    step += length
+    history.append(row)
+    stage.log_metrics(row)
+    checkpointer.save(step, state)
+    bar.update(length)
+  bar.close()
+  checkpointer.close()
+  return {"params": jax.tree.map(np.asarray, state["params"]),
+          "history": history,
+          "train_seconds": time.perf_counter() - start}

@@ -1,0 +1,307 @@
+"""The whole study as resumable stages: data -> features -> convnets ->
+alignment -> evaluation. `experiments/reproduce.py` is a thin flag wrapper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from avdigits import evaluate, features, models
+from avdigits.align import AlignSchedule, train_alignment
+from avdigits.checkpoint import Checkpointer
+from avdigits.data import sources, splits
+from avdigits.data.types import SPEECH_CLASS_NAMES, ImageSet, SpeechSet
+from avdigits.errors import ConfigError
+from avdigits.train import ClassifierSchedule, make_predict_fn, train_classifier
+from avdigits.workdir import Stage
+
+
+@dataclasses.dataclass
+class Prepared:
+  """Model-ready arrays of one data configuration."""
+  train_images: np.ndarray        # float32 [N, 28, 28] in [-0.5, 0.5]
+  train_image_labels: np.ndarray
+  test_images: np.ndarray
+  test_image_labels: np.ndarray
+  train_speech: np.ndarray        # float32 [M, frames, bins]
+  train_speech_labels: np.ndarray
+  test_speech: np.ndarray
+  test_speech_labels: np.ndarray
+  num_speech_classes: int
+  summary: dict[str, Any]
+
+
+def _speakers(speech: SpeechSet, index: np.ndarray) -> list[str]:
+  return sorted(set(speech.speakers[index].tolist()))
+
+
+def prepare_data(cfg: ml_collections.ConfigDict,
+                 data_dir: pathlib.Path | None, *,
+                 split_override: str | None = None) -> Prepared:
+  """Loads, splits and featurises both modalities.
+
+  Args:
+    cfg: the experiment config.
+    data_dir: resolved data directory (or None for TFDS / synthetic).
+    split_override: "all" makes every example test data (evaluation on
+      another corpus); None uses the config's splits.
+  """
+  timings = {}
+  start = time.perf_counter()
+  images = sources.load_images(
+      cfg.data.images, data_dir, seed=cfg.seed,
+      synthetic_per_class=cfg.data.synthetic_images_per_class)
+  speech = sources.load_speech(
+      cfg.data.speech, data_dir, seed=cfg.seed,
+      sample_rate=cfg.data.sample_rate,
+      synthetic_per_class=cfg.data.synthetic_speech_per_class,
+      tidigits_children=cfg.data.tidigits_children)
+  timings["load"] = time.perf_counter() - start
+  image_mode = split_override or cfg.data.image_split
+  speech_spec = split_override or cfg.data.speech_split
+  train_i, test_i = splits.image_split(
+      images, mode=image_mode, test_fraction=cfg.data.test_fraction,
+      seed=cfg.seed)
+  mode, held_out = splits.parse_speech_split(speech_spec)
+  train_s, test_s = splits.speech_split(
+      speech, mode=mode, held_out=held_out,
+      test_fraction=cfg.data.test_fraction, seed=cfg.seed)
+  digit_names = [str(d) for d in range(10)]
+  for name, idx in (("train", train_i), ("test", test_i)):
+    if len(idx) or name == "test":
+      splits.check_classes(images.labels[idx], f"{name} split of "
+                           f"{images.source}", 10, digit_names)
+  for name, idx in (("train", train_s), ("test", test_s)):
+    if len(idx) or name == "test":
+      splits.check_classes(speech.labels[idx], f"{name} split of "
+                           f"{speech.source}", speech.num_classes,
+                           list(SPEECH_CLASS_NAMES[:speech.num_classes]))
+  start = time.perf_counter()
+  feats = features.log_mel(
+      speech.waveforms, speech.sample_rate, backend=cfg.features.backend,
+      num_bins=cfg.features.num_bins, num_frames=cfg.features.num_frames,
+      cmn=cfg.features.cmn)
+  timings["features"] = time.perf_counter() - start
+  scaled = np.asarray(features.scale_images(images.images))
+  summary = _summary(images, speech, train_i, test_i, train_s, test_s,
+                     image_mode, speech_spec)
+  summary["timings_s"] = timings
+  return Prepared(
+      train_images=scaled[train_i], train_image_labels=images.labels[train_i],
+      test_images=scaled[test_i], test_image_labels=images.labels[test_i],
+      train_speech=feats[train_s], train_speech_labels=speech.labels[train_s],
+      test_speech=feats[test_s], test_speech_labels=speech.labels[test_s],
+      num_speech_classes=speech.num_classes, summary=summary)
+
+
+def _summary(images: ImageSet, speech: SpeechSet, train_i, test_i, train_s,
+             test_s, image_split: str, speech_split: str) -> dict[str, Any]:
+  synthetic = "synthetic" in images.source or "synthetic" in speech.source
+  return {
+      "image_source": images.source, "speech_source": speech.source,
+      "synthetic": synthetic,
+      "image_split": image_split, "speech_split": speech_split,
+      "counts": {"train_images": len(train_i), "test_images": len(test_i),
+                 "train_utterances": len(train_s),
+                 "test_utterances": len(test_s)},
+      "speakers": {"train": _speakers(speech, train_s),
+                   "test": _speakers(speech, test_s)},
+      "num_speech_classes": speech.num_classes,
+      "sample_rate": speech.sample_rate,
+  }
+
+
+def image_model(cfg: ml_collections.ConfigDict) -> models.ImageNet:
+  if cfg.image.conv_impl == "auto":
+    return models.ImageNet(num_classes=10)
+  return models.ImageNet(num_classes=10, conv_impl=cfg.image.conv_impl)
+
+
+def speech_model(hidden: int, num_classes: int) -> models.SpeechNet:
+  return models.SpeechNet(hidden=hidden, num_classes=num_classes)
+
+
+def _save_params(stage: Stage, params) -> None:
+  """Keeps a stage's final parameters beside its result."""
+  checkpointer = Checkpointer(stage.directory / "params", max_to_keep=1)
+  checkpointer.save(0, {"params": params})
+  checkpointer.close()
+
+
+def _restore_params(stage: Stage, template):
+  """The final parameters of a finished stage, shaped like `template`."""
+  restored = Checkpointer(stage.directory / "params").restore_latest(
+      {"params": template})
+  if restored is None:
+    raise ConfigError(f"{stage.directory}: result.json exists but its "
+                      f"parameters are unreadable; delete the directory to "
+                      f"rerun the stage")
+  return jax.tree.map(np.asarray, restored[1]["params"])
+
+
+def _init_params(model, *example: np.ndarray, seed: int = 0):
+  return model.init(jax.random.key(seed),
+                    *(jnp.asarray(e[:1]) for e in example))["params"]
+
+
+def _image_schedule(cfg, num_train: int) -> ClassifierSchedule:
+  if cfg.image.epochs <= 0:
+    raise ConfigError(f"--config.image.epochs must be > 0, got "
+                      f"{cfg.image.epochs}")
+  if cfg.image.batch_size <= 0:
+    raise ConfigError(f"--config.image.batch_size must be > 0, got "
+                      f"{cfg.image.batch_size}")
+  per_epoch = max(num_train // cfg.image.batch_size, 1)
+  return ClassifierSchedule(
+      batch_size=cfg.image.batch_size, steps=cfg.image.epochs * per_epoch,
+      steps_per_chunk=per_epoch, optimizer=cfg.image.optimizer,
+      learning_rate=cfg.image.learning_rate,
+      lr_schedule=cfg.image.lr_schedule)
+
+
+def _speech_schedule(cfg) -> ClassifierSchedule:
+  return ClassifierSchedule(
+      batch_size=cfg.speech.batch_size, steps=cfg.speech.steps,
+      steps_per_chunk=cfg.speech.steps_per_chunk,
+      optimizer=cfg.speech.optimizer, learning_rate=cfg.speech.learning_rate,
+      lr_schedule=cfg.speech.lr_schedule)
+
+
+def _classifier_stage(name: str, model, schedule: ClassifierSchedule,
+                      train_x, train_y, test_x, test_y, *, seed: int,
+                      workdir: pathlib.Path, data_key: dict, flag: str,
+                      show_progress: bool) -> tuple[dict, Any]:
+  settings = {"model": repr(model), "schedule": dataclasses.asdict(schedule),
+              "seed": seed, "data": data_key}
+  stage = Stage(workdir, name, settings)
+  if stage.done():
+    return stage.result(), _restore_params(
+        stage, _init_params(model, train_x, seed=seed))
+  logging.info("stage %s: training %s", name, type(model).__name__)
+  out = train_classifier(model, train_x, train_y, test_x, test_y, schedule,
+                         seed=seed, stage=stage, flag=flag,
+                         show_progress=show_progress)
+  result = {"test_accuracy": out["test_accuracy"], "history": out["history"],
+            "train_seconds": out["train_seconds"]}
+  _save_params(stage, out["params"])
+  stage.finish(result)
+  return result, out["params"]
+
+
+def align_schedule(cfg) -> AlignSchedule:
+  a = cfg.align
+  return AlignSchedule(
+      iterations=a.iterations, chunk=a.chunk, optimizer=a.optimizer,
+      learning_rate=a.learning_rate, lr_schedule=a.lr_schedule,
+      embed_dim=a.embed_dim, init_std=a.init_std, clamp=a.clamp,
+      margin=a.margin)
+
+
+def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
+             workdir: pathlib.Path, seed: int, *,
+             show_progress: bool = True) -> dict[str, Any]:
+  """Runs (or resumes) every stage for one seed; returns its results."""
+  if cfg.align.speech_hidden not in cfg.speech.hidden_sizes:
+    raise ConfigError(f"--config.align.speech_hidden="
+                      f"{cfg.align.speech_hidden} is not among "
+                      f"--config.speech.hidden_sizes="
+                      f"{tuple(cfg.speech.hidden_sizes)}")
+  data_key = {k: data.summary[k] for k in
+              ("image_source", "speech_source", "image_split",
+               "speech_split", "counts")}
+  data_key["features"] = cfg.features.to_dict()
+  timings = {}
+  start = time.perf_counter()
+  inet = image_model(cfg)
+  image_result, image_params = _classifier_stage(
+      "image", inet, _image_schedule(cfg, len(data.train_image_labels)),
+      data.train_images, data.train_image_labels, data.test_images,
+      data.test_image_labels, seed=seed, workdir=workdir, data_key=data_key,
+      flag="image", show_progress=show_progress)
+  timings["image"] = time.perf_counter() - start
+  speech_results, speech_params = {}, {}
+  for hidden in cfg.speech.hidden_sizes:
+    start = time.perf_counter()
+    snet = speech_model(hidden, data.num_speech_classes)
+    speech_results[str(hidden)], speech_params[hidden] = _classifier_stage(
+        f"speech_{hidden}", snet, _speech_schedule(cfg), data.train_speech,
+        data.train_speech_labels, data.test_speech, data.test_speech_labels,
+        seed=seed, workdir=workdir, data_key=data_key, flag="speech",
+        show_progress=show_progress)
+    timings[f"speech_{hidden}"] = time.perf_counter() - start
+
+  start = time.perf_counter()
+  hidden = cfg.align.speech_hidden
+  snet = speech_model(hidden, data.num_speech_classes)
+  embed_image = make_predict_fn(inet, method="embed")
+  embed_speech = make_predict_fn(snet, method="embed")
+  schedule = align_schedule(cfg)
+  stage = Stage(workdir, "align", {
+      "schedule": dataclasses.asdict(schedule), "seed": seed,
+      "data": data_key, "image": repr(inet), "speech": repr(snet)})
+  aligner = models.Aligner(embed_dim=schedule.embed_dim,
+                           init_std=schedule.init_std)
+  if stage.done():
+    align_result = stage.result()
+    align_params = _restore_params(stage, _init_params(
+        aligner, np.zeros((1, 512), np.float32),
+        np.zeros((1, data.num_speech_classes, hidden), np.float32)))
+  else:
+    out = train_alignment(
+        embed_image(image_params, data.train_images),
+        data.train_image_labels,
+        embed_speech(speech_params[hidden], data.train_speech),
+        data.train_speech_labels, data.num_speech_classes, schedule,
+        seed=seed, stage=stage, show_progress=show_progress)
+    align_result = {"history": out["history"],
+                    "train_seconds": out["train_seconds"]}
+    align_params = out["params"]
+    _save_params(stage, align_params)
+    stage.finish(align_result)
+  timings["align"] = time.perf_counter() - start
+
+  start = time.perf_counter()
+  metrics = evaluate_models(
+      cfg, data, image_params, speech_params[hidden], align_params, seed=seed)
+  timings["evaluate"] = time.perf_counter() - start
+  return {
+      "seed": seed,
+      "image_classifier": image_result,
+      "speech_classifiers": speech_results,
+      "align": align_result,
+      **metrics,
+      "timings_s": timings,
+  }
+
+
+def evaluate_models(cfg, data: Prepared, image_params, speech_params,
+                    align_params, *, seed: int) -> dict[str, Any]:
+  """Classifier accuracies, annotation, retrieval and recall on test data."""
+  hidden = cfg.align.speech_hidden
+  inet = image_model(cfg)
+  snet = speech_model(hidden, data.num_speech_classes)
+  aligner = models.Aligner(embed_dim=cfg.align.embed_dim,
+                           init_std=cfg.align.init_std)
+  image_logits = make_predict_fn(inet)(image_params, data.test_images)
+  speech_logits = make_predict_fn(snet)(speech_params, data.test_speech)
+  w = make_predict_fn(inet, method="embed")(image_params, data.test_images)
+  v = make_predict_fn(snet, method="embed")(speech_params, data.test_speech)
+  scores = np.asarray(aligner.apply({"params": align_params}, w, v,
+                                    method="score_matrix"))
+  out = evaluate.evaluate_scores(
+      scores, data.test_image_labels, data.test_speech_labels,
+      data.num_speech_classes, trials=cfg.eval.trials, seed=seed)
+  out["image_test_accuracy"] = float(
+      (image_logits.argmax(-1) == data.test_image_labels).mean())
+  out["speech_test_accuracy"] = float(
+      (speech_logits.argmax(-1) == data.test_speech_labels).mean())
+  return out

@@ -1,0 +1,188 @@
+"""Aggregates per-seed results into report.json, report.md and figures."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from avdigits.data.types import SPEECH_CLASS_NAMES
+from avdigits.workdir import write_json_atomic
+
+PAPER = {"image": 0.993, "speech_512": "0.893-0.896",
+         "speech_1024": "0.947-0.953", "annotation": 0.885,
+         "retrieval": 0.876}
+
+
+def mean_ci(values: list[float]) -> dict[str, Any]:
+  """Mean and the half-width of its 95% t-interval (0 for one value)."""
+  values = [float(v) for v in values]
+  n = len(values)
+  half = 0.0
+  if n > 1:
+    half = float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) /
+                 np.sqrt(n))
+  return {"mean": float(np.mean(values)), "ci95": half, "values": values}
+
+
+def _acc(values: list[float]) -> dict[str, Any]:
+  m = mean_ci(values)
+  return {"test_accuracy": m["mean"], "test_accuracy_ci95": m["ci95"],
+          "per_seed": m["values"]}
+
+
+def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
+              seed: int, timings: dict[str, float]) -> dict[str, Any]:
+  """Builds the report.json dict (stable keys, see DESIGN.md)."""
+  report: dict[str, Any] = {
+      "data": data, "config": config, "seed": seed,
+      "seeds": [r["seed"] for r in runs], "timings_s": timings,
+  }
+  report["image_classifier"] = _acc([r["image_test_accuracy"] for r in runs])
+  report["image_classifier"]["history"] = runs[0]["image_classifier"][
+      "history"]
+  hidden = str(config["align"]["speech_hidden"])
+  report["speech_classifier"] = _acc([r["speech_test_accuracy"]
+                                      for r in runs])
+  report["speech_classifier"]["hidden"] = int(hidden)
+  report["speech_classifiers"] = {}
+  for h in runs[0]["speech_classifiers"]:
+    entry = _acc([r["speech_classifiers"][h]["test_accuracy"] for r in runs])
+    entry["history"] = runs[0]["speech_classifiers"][h]["history"]
+    report["speech_classifiers"][h] = entry
+  for task in ("annotation", "retrieval"):
+    m = mean_ci([r[task]["accuracy"] for r in runs])
+    report[task] = {
+        "accuracy": m["mean"], "accuracy_ci95": m["ci95"],
+        "per_seed": m["values"],
+        "per_class": np.mean([r[task]["per_class"] for r in runs],
+                             0).tolist(),
+        "confusion": np.sum([r[task]["confusion"] for r in runs],
+                            0).tolist(),
+    }
+  report["recall"] = {
+      direction: {k: mean_ci([r["recall"][direction][k] for r in runs])
+                  for k in runs[0]["recall"][direction]}
+      for direction in runs[0]["recall"]}
+  if "align" in runs[0]:
+    report["align"] = {"history": runs[0]["align"].get("history", [])}
+  return report
+
+
+def _pct(mean: float, ci: float | None = None) -> str:
+  text = f"{100 * mean:.2f}%"
+  return f"{text} ± {100 * ci:.2f}" if ci else text
+
+
+def markdown(report: dict[str, Any], command: str) -> str:
+  """A results table beside the paper's, with data, split, seeds, timings."""
+  d = report["data"]
+  seeds = report["seeds"]
+  rows = [("Image convnet (test acc.)", report["image_classifier"],
+           "test_accuracy", PAPER["image"])]
+  for h, entry in report.get("speech_classifiers", {}).items():
+    rows.append((f"Speech convnet N={h} (test acc.)", entry, "test_accuracy",
+                 PAPER.get(f"speech_{h}", "-")))
+  rows += [("Image annotation", report["annotation"], "accuracy",
+            PAPER["annotation"]),
+           ("Image retrieval", report["retrieval"], "accuracy",
+            PAPER["retrieval"])]
+  lines = ["# avdigits report", "",
+           f"Command: `{command}`", ""]
+  if d.get("synthetic"):
+    lines += ["**SYNTHETIC DATA** (rendered fonts / eSpeak NG): these "
+              "numbers say nothing about real digits.", ""]
+  lines += [f"Data: images `{d['image_source']}` (split "
+            f"`{d['image_split']}`), speech `{d['speech_source']}` (split "
+            f"`{d['speech_split']}`); counts {d['counts']}; test speakers "
+            f"{d['speakers']['test']}.",
+            f"Seeds: {seeds} (mean ± 95% CI half-width over seeds).", "",
+            "| Result | avdigits | paper |", "| --- | --- | --- |"]
+  for name, entry, key, paper in rows:
+    paper_text = _pct(paper) if isinstance(paper, float) else paper
+    lines.append(f"| {name} | {_pct(entry[key], entry.get(key + '_ci95'))} "
+                 f"| {paper_text} |")
+  lines += ["", "| Recall@k | R@1 | R@5 | R@10 |", "| --- | --- | --- | --- |"]
+  for direction, values in report["recall"].items():
+    cells = " | ".join(_pct(values[k]["mean"], values[k]["ci95"])
+                       for k in ("R@1", "R@5", "R@10"))
+    lines.append(f"| {direction.replace('_', ' ')} | {cells} |")
+  lines += ["", "Timings (s): " + ", ".join(
+      f"{k} {v:.1f}" for k, v in report["timings_s"].items()), ""]
+  lines += ["![annotation](annotation_confusion.png) "
+            "![retrieval](retrieval_confusion.png)",
+            "![curves](classifier_curves.png) ![cost](align_cost.png)", ""]
+  return "\n".join(lines)
+
+
+def figures(report: dict[str, Any], directory: pathlib.Path) -> list[str]:
+  """Writes the paper's Figures 4-7 analogues and the cost curve as PNG."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  written = []
+  num_classes = report["data"]["num_speech_classes"]
+  speech_names = list(SPEECH_CLASS_NAMES[:num_classes])
+  digit_names = [str(d) for d in range(10)]
+  for task, rows, cols in (("annotation", digit_names, speech_names),
+                           ("retrieval", speech_names, digit_names)):
+    confusion = np.asarray(report[task]["confusion"], float)
+    confusion /= np.maximum(confusion.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    im = ax.imshow(confusion, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(cols)), cols, rotation=45)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("predicted speech class" if task == "annotation"
+                  else "retrieved image digit")
+    ax.set_ylabel("image digit" if task == "annotation" else
+                  "query speech class")
+    ax.set_title(f"{task}: {100 * report[task]['accuracy']:.1f}%")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    name = f"{task}_confusion.png"
+    fig.savefig(directory / name, dpi=110)
+    plt.close(fig)
+    written.append(name)
+
+  fig, ax = plt.subplots(figsize=(6, 4))
+  curves = [("image", report["image_classifier"]["history"])]
+  curves += [(f"speech N={h}", e["history"])
+             for h, e in report["speech_classifiers"].items()]
+  for label, history in curves:
+    if history:
+      ax.plot([r["step"] for r in history],
+              [100 * r["test_accuracy"] for r in history], label=label)
+  ax.set_xlabel("training step")
+  ax.set_ylabel("test accuracy (%)")
+  ax.legend()
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(directory / "classifier_curves.png", dpi=110)
+  plt.close(fig)
+  written.append("classifier_curves.png")
+
+  history = report.get("align", {}).get("history", [])
+  if history:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["step"] for r in history], [r["cost_mean"] for r in history])
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("mean hinge cost per iteration (chunk)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(directory / "align_cost.png", dpi=110)
+    plt.close(fig)
+    written.append("align_cost.png")
+  return written
+
+
+def write(report: dict[str, Any], directory: pathlib.Path,
+          command: str) -> None:
+  """Writes report.json, report.md and the figures into `directory`."""
+  directory.mkdir(parents=True, exist_ok=True)
+  report["figures"] = figures(report, directory)
+  write_json_atomic(directory / "report.json", report)
+  (directory / "report.md").write_text(markdown(report, command))

@@ -139,13 +139,7 @@ def _save_params(stage: Stage, params) -> None:
 
 def _restore_params(stage: Stage, template):
   """The final parameters of a finished stage, shaped like `template`."""
-  restored = Checkpointer(stage.directory / "params").restore_latest(
-      {"params": template})
-  if restored is None:
-    raise ConfigError(f"{stage.directory}: result.json exists but its "
-                      f"parameters are unreadable; delete the directory to "
-                      f"rerun the stage")
-  return jax.tree.map(np.asarray, restored[1]["params"])
+  return _restore_from(stage.directory, template)
 
 
 def _init_params(model, *example: np.ndarray, seed: int = 0):
@@ -165,7 +159,8 @@ def _image_schedule(cfg, num_train: int) -> ClassifierSchedule:
       batch_size=cfg.image.batch_size, steps=cfg.image.epochs * per_epoch,
       steps_per_chunk=per_epoch, optimizer=cfg.image.optimizer,
       learning_rate=cfg.image.learning_rate,
-      lr_schedule=cfg.image.lr_schedule)
+      lr_schedule=cfg.image.lr_schedule, weight_decay=cfg.image.weight_decay,
+      augment=cfg.image.augment, max_shift=cfg.image.max_shift)
 
 
 def _speech_schedule(cfg) -> ClassifierSchedule:
@@ -173,7 +168,9 @@ def _speech_schedule(cfg) -> ClassifierSchedule:
       batch_size=cfg.speech.batch_size, steps=cfg.speech.steps,
       steps_per_chunk=cfg.speech.steps_per_chunk,
       optimizer=cfg.speech.optimizer, learning_rate=cfg.speech.learning_rate,
-      lr_schedule=cfg.speech.lr_schedule)
+      lr_schedule=cfg.speech.lr_schedule,
+      weight_decay=cfg.speech.weight_decay, augment=cfg.speech.augment,
+      max_shift=cfg.speech.max_shift)
 
 
 def _classifier_stage(name: str, model, schedule: ClassifierSchedule,
@@ -284,11 +281,18 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
 
 
 def evaluate_models(cfg, data: Prepared, image_params, speech_params,
-                    align_params, *, seed: int) -> dict[str, Any]:
-  """Classifier accuracies, annotation, retrieval and recall on test data."""
+                    align_params, *, seed: int,
+                    model_classes: int | None = None) -> dict[str, Any]:
+  """Classifier accuracies, annotation, retrieval and recall on test data.
+
+  Args:
+    model_classes: speech classes the trained speech convnet has (default:
+      the data's). Its accuracy counts only utterances of those classes.
+  """
   hidden = cfg.align.speech_hidden
+  model_classes = model_classes or data.num_speech_classes
   inet = image_model(cfg)
-  snet = speech_model(hidden, data.num_speech_classes)
+  snet = speech_model(hidden, model_classes)
   aligner = models.Aligner(embed_dim=cfg.align.embed_dim,
                            init_std=cfg.align.init_std)
   image_logits = make_predict_fn(inet)(image_params, data.test_images)
@@ -302,6 +306,40 @@ def evaluate_models(cfg, data: Prepared, image_params, speech_params,
       data.num_speech_classes, trials=cfg.eval.trials, seed=seed)
   out["image_test_accuracy"] = float(
       (image_logits.argmax(-1) == data.test_image_labels).mean())
+  known = data.test_speech_labels < model_classes
   out["speech_test_accuracy"] = float(
-      (speech_logits.argmax(-1) == data.test_speech_labels).mean())
+      (speech_logits.argmax(-1)[known] == data.test_speech_labels[known])
+      .mean())
   return out
+
+
+def load_trained(cfg, workdir: pathlib.Path, seed: int,
+                 model_classes: int) -> tuple[Any, Any, Any]:
+  """(image, speech, aligner) parameters of a finished seed in `workdir`."""
+  root = workdir / f"seed_{seed}"
+  hidden = cfg.align.speech_hidden
+  names = ("image", f"speech_{hidden}", "align")
+  for name in names:
+    if not (root / name / "result.json").exists():
+      raise ConfigError(f"--workdir={workdir}: stage {name} of seed {seed} "
+                        f"has not finished; run experiments.reproduce first")
+  image = np.zeros((1, 28, 28), np.float32)
+  speech = np.zeros((1, cfg.features.num_frames, cfg.features.num_bins),
+                    np.float32)
+  aligner = models.Aligner(embed_dim=cfg.align.embed_dim,
+                           init_std=cfg.align.init_std)
+  templates = (
+      _init_params(image_model(cfg), image),
+      _init_params(speech_model(hidden, model_classes), speech),
+      _init_params(aligner, np.zeros((1, 512), np.float32),
+                   np.zeros((1, 1, hidden), np.float32)))
+  return tuple(_restore_from(root / name, t)
+               for name, t in zip(names, templates, strict=True))
+
+
+def _restore_from(directory: pathlib.Path, template):
+  restored = Checkpointer(directory / "params").restore_latest(
+      {"params": template})
+  if restored is None:
+    raise ConfigError(f"{directory}: parameters are unreadable")
+  return jax.tree.map(np.asarray, restored[1]["params"])

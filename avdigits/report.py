@@ -41,17 +41,18 @@ def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
       "seeds": [r["seed"] for r in runs], "timings_s": timings,
   }
   report["image_classifier"] = _acc([r["image_test_accuracy"] for r in runs])
-  report["image_classifier"]["history"] = runs[0]["image_classifier"][
-      "history"]
-  hidden = str(config["align"]["speech_hidden"])
   report["speech_classifier"] = _acc([r["speech_test_accuracy"]
                                       for r in runs])
-  report["speech_classifier"]["hidden"] = int(hidden)
-  report["speech_classifiers"] = {}
-  for h in runs[0]["speech_classifiers"]:
-    entry = _acc([r["speech_classifiers"][h]["test_accuracy"] for r in runs])
-    entry["history"] = runs[0]["speech_classifiers"][h]["history"]
-    report["speech_classifiers"][h] = entry
+  report["speech_classifier"]["hidden"] = config["align"]["speech_hidden"]
+  if "image_classifier" in runs[0]:  # training runs carry their curves
+    report["image_classifier"]["history"] = runs[0]["image_classifier"][
+        "history"]
+    report["speech_classifiers"] = {}
+    for h in runs[0]["speech_classifiers"]:
+      entry = _acc([r["speech_classifiers"][h]["test_accuracy"]
+                    for r in runs])
+      entry["history"] = runs[0]["speech_classifiers"][h]["history"]
+      report["speech_classifiers"][h] = entry
   for task in ("annotation", "retrieval"):
     m = mean_ci([r[task]["accuracy"] for r in runs])
     report[task] = {

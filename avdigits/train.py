@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from avdigits import losses
+from avdigits import augment, losses
 from avdigits.checkpoint import Checkpointer
 from avdigits.errors import ConfigError, TrainingError
 from avdigits.optim import make_optimizer
@@ -38,12 +38,15 @@ class ClassifierSchedule:
   learning_rate: float = 1e-3
   lr_schedule: str = "constant"
   weight_decay: float = 0.0
+  augment: str = "none"
+  max_shift: int = 0
 
   def validate(self, flag: str, num_train: int) -> None:
     for name in ("batch_size", "steps", "steps_per_chunk"):
       if getattr(self, name) <= 0:
         raise ConfigError(f"--config.{flag}.{name} must be > 0, got "
                           f"{getattr(self, name)}")
+    augment.validate(self.augment, flag)
     if self.batch_size > num_train:
       raise ConfigError(f"--config.{flag}.batch_size={self.batch_size} "
                         f"exceeds the {num_train} training examples")
@@ -74,7 +77,9 @@ def batch_indices(seed: int, start_step: int, num_steps: int, n: int,
   return np.stack(rows)
 
 
-def make_step_fn(model: nn.Module, tx: optax.GradientTransformation):
+def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
+                 augmentation: str = "none", max_shift: int = 0,
+                 seed: int = 0):
   """Returns jitted f(state, x, y, idx) -> (state, loss) for one batch.
 
   The data stays on device; `idx` selects the batch. The steps are driven
@@ -88,7 +93,9 @@ def make_step_fn(model: nn.Module, tx: optax.GradientTransformation):
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state, x, y, idx):
-    loss, grads = jax.value_and_grad(loss_fn)(state["params"], x[idx], y[idx])
+    key = jax.random.fold_in(jax.random.key(seed), state["step"])
+    batch = augment.augment(augmentation, key, x[idx], max_shift=max_shift)
+    loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch, y[idx])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     return {"params": params, "opt_state": opt_state,
@@ -150,7 +157,8 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
     state = restored[1]
     history = stage.read_metrics(up_to_step=int(state["step"]))
     stage.reset_metrics(history)
-  train_step = make_step_fn(model, tx)
+  train_step = make_step_fn(model, tx, augmentation=schedule.augment,
+                            max_shift=schedule.max_shift, seed=seed)
   predict = make_predict_fn(model)
   start_time = time.perf_counter()
   step = int(state["step"])

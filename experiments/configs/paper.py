@@ -44,6 +44,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.image.learning_rate = 1e-4
   c.image.lr_schedule = "constant"
   c.image.conv_impl = "auto"
+  c.image.weight_decay = 0.0
+  c.image.augment = "none"        # none | shift | shift_mask
+  c.image.max_shift = 0
 
   c.speech = ml_collections.ConfigDict()
   c.speech.hidden_sizes = (512, 1024)
@@ -53,6 +56,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.speech.optimizer = "adam"
   c.speech.learning_rate = 1e-4
   c.speech.lr_schedule = "constant"
+  c.speech.weight_decay = 0.0
+  c.speech.augment = "none"
+  c.speech.max_shift = 0
 
   c.align = ml_collections.ConfigDict()
   c.align.speech_hidden = 1024

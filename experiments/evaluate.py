@@ -1,0 +1,73 @@
+r"""Evaluates the models trained in a workdir on another data directory.
+
+  python -m experiments.evaluate --workdir=/tmp/avdigits \
+      --data_dir=/path/to/other/data --split=all --output=/tmp/other.json
+
+With --split=all every example of --data_dir is evaluation data (unseen
+images or speakers). Writes the same report.json keys as reproduce.
+"""
+
+import pathlib
+import time
+
+import ml_collections
+from absl import flags
+
+from avdigits import pipeline, report
+from avdigits.data import sources
+from avdigits.errors import ConfigError
+from avdigits.workdir import read_json, write_json_atomic
+from experiments import cli
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A finished reproduce run.",
+                               required=True)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Data to evaluate on.")
+_SPLIT = flags.DEFINE_string(
+    "split", "all", "'all' (every example is test data) or a speech split "
+    "spec as in the config (upstream, speakers:a,b, loso:name, ...).")
+_OUTPUT = flags.DEFINE_string("output", None, "Where to write the JSON "
+                              "report.", required=True)
+_IMAGES = flags.DEFINE_string("images", None, "Override the image source.")
+_SPEECH = flags.DEFINE_string("speech", None, "Override the speech source.")
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise ConfigError(f"unexpected arguments {argv[1:]}")
+  workdir = pathlib.Path(_WORKDIR.value)
+  if not (workdir / "report.json").exists():
+    raise ConfigError(f"--workdir={workdir}: no report.json; run "
+                      f"experiments.reproduce there first")
+  trained = read_json(workdir / "report.json")
+  cfg = ml_collections.ConfigDict(trained["config"])
+  if _IMAGES.value:
+    cfg.data.images = _IMAGES.value
+  if _SPEECH.value:
+    cfg.data.speech = _SPEECH.value
+  start = time.perf_counter()
+  data_dir = sources.resolve_data_dir(_DATA_DIR.value)
+  split = _SPLIT.value
+  if split != "all":
+    cfg.data.speech_split = split
+  data = pipeline.prepare_data(cfg, data_dir,
+                               split_override="all" if split == "all"
+                               else None)
+  model_classes = trained["data"]["num_speech_classes"]
+  runs = []
+  for seed in trained["seeds"]:
+    params = pipeline.load_trained(cfg, workdir, seed, model_classes)
+    metrics = pipeline.evaluate_models(cfg, data, *params, seed=seed,
+                                       model_classes=model_classes)
+    runs.append({"seed": seed, **metrics})
+  timings = dict(data.summary.pop("timings_s"))
+  timings["total"] = time.perf_counter() - start
+  result = report.aggregate(runs, data=data.summary, config=cfg.to_dict(),
+                            seed=cfg.seed, timings=timings)
+  result["trained_on"] = trained["data"]
+  write_json_atomic(_OUTPUT.value, result)
+  print(f"annotation {result['annotation']['accuracy']:.4f}  retrieval "
+        f"{result['retrieval']['accuracy']:.4f} -> {_OUTPUT.value}")
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -200,7 +200,7 @@ def align_schedule(cfg) -> AlignSchedule:
       iterations=a.iterations, chunk=a.chunk, optimizer=a.optimizer,
       learning_rate=a.learning_rate, lr_schedule=a.lr_schedule,
       embed_dim=a.embed_dim, init_std=a.init_std, clamp=a.clamp,
-      margin=a.margin)
+      margin=a.margin, impl=a.impl)
 
 
 def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,

@@ -71,6 +71,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.align.init_std = 0.01
   c.align.clamp = True
   c.align.margin = 1.0
+  c.align.impl = "auto"           # auto | plain | fast (same SGD, faster)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.trials = 100

@@ -3,7 +3,8 @@
 Images [B, H, W]: random translation by up to `max_shift` pixels (zero fill,
 like MNIST's background). Spectrograms [B, T, F]: random circular time shift
 by up to `max_shift` frames of the centred (zero-padded) utterance, plus one
-time mask and one frequency mask per example (SpecAugment-style).
+time mask and one frequency mask per example (SpecAugment-style); "roll"
+is the time shift alone.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 
 from avdigits.errors import ConfigError
 
-AUGMENTATIONS = ("none", "shift", "shift_mask")
+AUGMENTATIONS = ("none", "shift", "roll", "shift_mask")
 
 
 def _translate(key: jax.Array, x: jax.Array, max_shift: int) -> jax.Array:
@@ -49,10 +50,11 @@ def augment(kind: str, key: jax.Array, x: jax.Array, *,
     x = x[..., 0]
   k_shift, k_time, k_freq = jax.random.split(key, 3)
   x = _translate(k_shift, x, max_shift) if kind == "shift" else x
-  if kind == "shift_mask":
+  if kind in ("roll", "shift_mask"):
     shifts = jax.random.randint(k_shift, (x.shape[0],), -max_shift,
                                 max_shift + 1)
     x = jax.vmap(lambda u, s: jnp.roll(u, s, axis=0))(x, shifts)
+  if kind == "shift_mask":
     x = _mask(k_time, x, 1, max(1, x.shape[1] // 10))
     x = _mask(k_freq, x, 2, max(1, x.shape[2] // 8))
   return x[..., None] if squeeze else x

@@ -85,6 +85,7 @@ class ImageNet(nn.Module):
 
   num_classes: int = 10
   conv_impl: str = "xla"
+  dropout: float = 0.0
 
   def setup(self):
     if self.conv_impl not in CONV_IMPLS:
@@ -95,9 +96,14 @@ class ImageNet(nn.Module):
     self.dense1 = nn.Dense(512)
     self.dense2 = nn.Dense(512)
     self.logits = nn.Dense(self.num_classes)
+    self.drop = nn.Dropout(self.dropout)
 
-  def embed(self, x: jax.Array) -> jax.Array:
-    """Penultimate activations [B, 512] (after the second dense ReLU)."""
+  def embed(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Penultimate activations [B, 512] (after the second dense ReLU).
+
+    With train=True and dropout > 0, dropout follows each dense ReLU (the
+    TensorFlow tutorial's regulariser); needs rngs={"dropout": key}.
+    """
     if x.ndim == 3:
       x = x[..., None]
     if (x.ndim != 4 or x.shape[-1] != 1 or x.shape[1] % 4
@@ -106,12 +112,12 @@ class ImageNet(nn.Module):
                       f"with H, W multiples of 4, got shape {x.shape}")
     x = self.conv2(self.conv1(x))
     x = x.reshape(x.shape[0], -1)
-    x = nn.relu(self.dense1(x))
-    return nn.relu(self.dense2(x))
+    x = self.drop(nn.relu(self.dense1(x)), deterministic=not train)
+    return self.drop(nn.relu(self.dense2(x)), deterministic=not train)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Logits [B, num_classes]."""
-    return self.logits(self.embed(x))
+    return self.logits(self.embed(x, train))
 
 
 class SpeechNet(nn.Module):
@@ -146,15 +152,20 @@ class SpeechNet(nn.Module):
   hidden: int = 1024
   num_classes: int = 11
   features: int = 64
+  dropout: float = 0.0
 
   def setup(self):
     self.conv = nn.Conv(self.features, (5,), padding=((1, 1),))
     self.dense1 = nn.Dense(self.hidden)
     self.dense2 = nn.Dense(self.hidden)
     self.logits = nn.Dense(self.num_classes)
+    self.drop = nn.Dropout(self.dropout)
 
-  def embed(self, x: jax.Array) -> jax.Array:
-    """Penultimate activations [B, hidden] (after the second dense ReLU)."""
+  def embed(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Penultimate activations [B, hidden] (after the second dense ReLU).
+
+    With train=True and dropout > 0, dropout follows each dense ReLU.
+    """
     if x.ndim == 4 and x.shape[-1] == 1:
       x = x[..., 0]
     if x.ndim != 3 or x.shape[1] < 5:
@@ -165,12 +176,12 @@ class SpeechNet(nn.Module):
     pairs = jnp.maximum(y[..., 0::2], y[..., 1::2])      # maps (2j, 2j+1)
     y = nn.relu(jnp.maximum(pairs[..., :-1], pairs[..., 1:]))  # 4 maps, step 2
     y = y.reshape(y.shape[0], -1)
-    y = nn.relu(self.dense1(y))
-    return nn.relu(self.dense2(y))
+    y = self.drop(nn.relu(self.dense1(y)), deterministic=not train)
+    return self.drop(nn.relu(self.dense2(y)), deterministic=not train)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Logits [B, num_classes]."""
-    return self.logits(self.embed(x))
+    return self.logits(self.embed(x, train))
 
 
 class _SpeechMap(nn.Module):

@@ -121,13 +121,16 @@ def _summary(images: ImageSet, speech: SpeechSet, train_i, test_i, train_s,
 
 
 def image_model(cfg: ml_collections.ConfigDict) -> models.ImageNet:
-  if cfg.image.conv_impl == "auto":
-    return models.ImageNet(num_classes=10)
-  return models.ImageNet(num_classes=10, conv_impl=cfg.image.conv_impl)
+  kwargs = {"dropout": cfg.image.dropout}
+  if cfg.image.conv_impl != "auto":
+    kwargs["conv_impl"] = cfg.image.conv_impl
+  return models.ImageNet(num_classes=10, **kwargs)
 
 
-def speech_model(hidden: int, num_classes: int) -> models.SpeechNet:
-  return models.SpeechNet(hidden=hidden, num_classes=num_classes)
+def speech_model(hidden: int, num_classes: int,
+                 dropout: float = 0.0) -> models.SpeechNet:
+  return models.SpeechNet(hidden=hidden, num_classes=num_classes,
+                          dropout=dropout)
 
 
 def _save_params(stage: Stage, params) -> None:
@@ -212,33 +215,43 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
                       f"{cfg.align.speech_hidden} is not among "
                       f"--config.speech.hidden_sizes="
                       f"{tuple(cfg.speech.hidden_sizes)}")
-  data_key = {k: data.summary[k] for k in
-              ("image_source", "speech_source", "image_split",
-               "speech_split", "counts")}
-  data_key["features"] = cfg.features.to_dict()
+  # Each stage is keyed on the data it sees, so that (say) a new speech
+  # split reuses a finished image stage copied into the new workdir.
+  counts = data.summary["counts"]
+  image_key = {"source": data.summary["image_source"],
+               "split": data.summary["image_split"],
+               "train": counts["train_images"], "test": counts["test_images"],
+               "test_fraction": cfg.data.test_fraction, "data_seed": cfg.seed}
+  speech_key = {"source": data.summary["speech_source"],
+                "split": data.summary["speech_split"],
+                "train": counts["train_utterances"],
+                "test": counts["test_utterances"],
+                "test_fraction": cfg.data.test_fraction,
+                "data_seed": cfg.seed, "features": cfg.features.to_dict()}
+  data_key = {"image": image_key, "speech": speech_key}
   timings = {}
   start = time.perf_counter()
   inet = image_model(cfg)
   image_result, image_params = _classifier_stage(
       "image", inet, _image_schedule(cfg, len(data.train_image_labels)),
       data.train_images, data.train_image_labels, data.test_images,
-      data.test_image_labels, seed=seed, workdir=workdir, data_key=data_key,
+      data.test_image_labels, seed=seed, workdir=workdir, data_key=image_key,
       flag="image", show_progress=show_progress)
   timings["image"] = time.perf_counter() - start
   speech_results, speech_params = {}, {}
   for hidden in cfg.speech.hidden_sizes:
     start = time.perf_counter()
-    snet = speech_model(hidden, data.num_speech_classes)
+    snet = speech_model(hidden, data.num_speech_classes, cfg.speech.dropout)
     speech_results[str(hidden)], speech_params[hidden] = _classifier_stage(
         f"speech_{hidden}", snet, _speech_schedule(cfg), data.train_speech,
         data.train_speech_labels, data.test_speech, data.test_speech_labels,
-        seed=seed, workdir=workdir, data_key=data_key, flag="speech",
+        seed=seed, workdir=workdir, data_key=speech_key, flag="speech",
         show_progress=show_progress)
     timings[f"speech_{hidden}"] = time.perf_counter() - start
 
   start = time.perf_counter()
   hidden = cfg.align.speech_hidden
-  snet = speech_model(hidden, data.num_speech_classes)
+  snet = speech_model(hidden, data.num_speech_classes, cfg.speech.dropout)
   embed_image = make_predict_fn(inet, method="embed")
   embed_speech = make_predict_fn(snet, method="embed")
   schedule = align_schedule(cfg)
@@ -292,7 +305,7 @@ def evaluate_models(cfg, data: Prepared, image_params, speech_params,
   hidden = cfg.align.speech_hidden
   model_classes = model_classes or data.num_speech_classes
   inet = image_model(cfg)
-  snet = speech_model(hidden, model_classes)
+  snet = speech_model(hidden, model_classes, cfg.speech.dropout)
   aligner = models.Aligner(embed_dim=cfg.align.embed_dim,
                            init_std=cfg.align.init_std)
   image_logits = make_predict_fn(inet)(image_params, data.test_images)
@@ -330,7 +343,8 @@ def load_trained(cfg, workdir: pathlib.Path, seed: int,
                            init_std=cfg.align.init_std)
   templates = (
       _init_params(image_model(cfg), image),
-      _init_params(speech_model(hidden, model_classes), speech),
+      _init_params(speech_model(hidden, model_classes, cfg.speech.dropout),
+                   speech),
       _init_params(aligner, np.zeros((1, 512), np.float32),
                    np.zeros((1, 1, hidden), np.float32)))
   return tuple(_restore_from(root / name, t)

@@ -87,15 +87,19 @@ def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
   while loop an order of magnitude slower than as top-level ops.
   """
 
-  def loss_fn(params, x, y):
-    logits = model.apply({"params": params}, x)
+  def loss_fn(params, x, y, key):
+    logits = model.apply({"params": params}, x, train=True,
+                         rngs={"dropout": key})
     return losses.cross_entropy(logits, y)
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state, x, y, idx):
     key = jax.random.fold_in(jax.random.key(seed), state["step"])
-    batch = augment.augment(augmentation, key, x[idx], max_shift=max_shift)
-    loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch, y[idx])
+    aug_key, dropout_key = jax.random.split(key)
+    batch = augment.augment(augmentation, aug_key, x[idx],
+                            max_shift=max_shift)
+    loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch, y[idx],
+                                              dropout_key)
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     return {"params": params, "opt_state": opt_state,

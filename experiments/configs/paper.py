@@ -45,6 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.image.lr_schedule = "constant"
   c.image.conv_impl = "auto"
   c.image.weight_decay = 0.0
+  c.image.dropout = 0.0
   c.image.augment = "none"        # none | shift | shift_mask
   c.image.max_shift = 0
 
@@ -57,6 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.speech.learning_rate = 1e-4
   c.speech.lr_schedule = "constant"
   c.speech.weight_decay = 0.0
+  c.speech.dropout = 0.0
   c.speech.augment = "none"
   c.speech.max_shift = 0
 

@@ -262,9 +262,9 @@ def train_alignment(image_acts: np.ndarray, image_digits: np.ndarray,
     if not np.all(np.isfinite(costs)):
       bad = step + int(np.argmin(np.isfinite(costs))) + 1
       raise TrainingError(
-          f"stage {stage.name}: non-finite cost at iteration {bad}; the last "
-          f"good checkpoint (iteration {step}) is kept in "
-          f"{stage.checkpoint_dir}; lower --config.align.learning_rate")
+          f"stage {stage.name}: non-finite cost at iteration {bad}; "
+          f"{stage.kept_checkpoint(step)}; lower "
+          f"--config.align.learning_rate")
     row = {"step": step + length, "cost_sum": float(costs.sum()),
            "cost_mean": float(costs.mean()),
            "cost_first": float(costs[0]), "cost_last": float(costs[-1])}

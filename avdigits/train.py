@@ -180,9 +180,9 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
     if not np.all(np.isfinite(step_losses)):
       bad = step + int(np.argmin(np.isfinite(step_losses))) + 1
       raise TrainingError(
-          f"stage {stage.name}: non-finite loss at step {bad}; the last good "
-          f"checkpoint (step {step}) is kept in {stage.checkpoint_dir}; "
-          f"lower --config.{flag}.learning_rate")
+          f"stage {stage.name}: non-finite loss at step {bad}; "
+          f"{stage.kept_checkpoint(step)}; lower "
+          f"--config.{flag}.learning_rate")
     step += num_steps
     logits = predict(state["params"], test_x)
     row = {"step": step, "train_loss": float(step_losses.mean()),

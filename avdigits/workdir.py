@@ -78,6 +78,13 @@ class Stage:
   def metrics_path(self) -> pathlib.Path:
     return self.directory / "metrics.jsonl"
 
+  def kept_checkpoint(self, step: int) -> str:
+    """Says which checkpoint survives a failure at `step` (for messages)."""
+    if step == 0:
+      return "no checkpoint had been written yet"
+    return f"the last good checkpoint (step {step}) is kept in " + str(
+        self.checkpoint_dir)
+
   def done(self) -> bool:
     return (self.directory / "result.json").exists()
 

@@ -44,6 +44,54 @@ def _speakers(speech: SpeechSet, index: np.ndarray) -> list[str]:
   return sorted(set(speech.speakers[index].tolist()))
 
 
+def validate_config(cfg: ml_collections.ConfigDict) -> None:
+  """Checks every setting that needs no data, before anything runs."""
+  from avdigits import augment
+  from avdigits.optim import make_optimizer
+
+  def positive(flag: str, value) -> None:
+    if not value > 0:
+      raise ConfigError(f"--config.{flag} must be > 0, got {value}")
+
+  for flag in ("seeds", "data.sample_rate", "features.num_frames",
+               "features.num_bins", "image.batch_size", "image.epochs",
+               "speech.batch_size", "speech.steps", "speech.steps_per_chunk",
+               "eval.trials"):
+    section, _, name = flag.rpartition(".")
+    positive(flag, (cfg[section] if section else cfg)[name])
+  if not 0 < cfg.data.test_fraction < 1:
+    raise ConfigError(f"--config.data.test_fraction must be in (0, 1), got "
+                      f"{cfg.data.test_fraction}")
+  if cfg.features.backend not in features.BACKENDS:
+    raise ConfigError(f"--config.features.backend={cfg.features.backend!r}: "
+                      f"choose one of {', '.join(features.BACKENDS)}")
+  for section in ("image", "speech"):
+    c = cfg[section]
+    make_optimizer(c.optimizer, c.learning_rate, 1, schedule=c.lr_schedule,
+                   flag=section)
+    augment.validate(c.augment, section)
+    if not 0 <= c.dropout < 1:
+      raise ConfigError(f"--config.{section}.dropout must be in [0, 1), got "
+                        f"{c.dropout}")
+  for hidden in cfg.speech.hidden_sizes:
+    positive("speech.hidden_sizes", hidden)
+  if cfg.align.speech_hidden not in cfg.speech.hidden_sizes:
+    raise ConfigError(f"--config.align.speech_hidden="
+                      f"{cfg.align.speech_hidden} is not among "
+                      f"--config.speech.hidden_sizes="
+                      f"{tuple(cfg.speech.hidden_sizes)}")
+  align_schedule(cfg).validate()
+  make_optimizer(cfg.align.optimizer, cfg.align.learning_rate, 1,
+                 schedule=cfg.align.lr_schedule, flag="align")
+  splits.parse_speech_split(cfg.data.speech_split)
+  if cfg.data.images not in sources.IMAGE_SOURCES:
+    raise ConfigError(f"--config.data.images={cfg.data.images!r}: choose "
+                      f"one of {', '.join(sources.IMAGE_SOURCES)}")
+  if cfg.data.speech not in sources.SPEECH_SOURCES:
+    raise ConfigError(f"--config.data.speech={cfg.data.speech!r}: choose "
+                      f"one of {', '.join(sources.SPEECH_SOURCES)}")
+
+
 def prepare_data(cfg: ml_collections.ConfigDict,
                  data_dir: pathlib.Path | None, *,
                  split_override: str | None = None) -> Prepared:

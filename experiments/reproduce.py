@@ -8,6 +8,7 @@ Finished stages are skipped and an interrupted stage resumes from its last
 checkpoint, so the same command can simply be run again after a kill.
 """
 
+import pathlib
 import sys
 import time
 
@@ -39,7 +40,8 @@ def main(argv: list[str]) -> None:
   seeds = _SEEDS.value if _SEEDS.value is not None else cfg.seeds
   if seeds <= 0:
     raise ConfigError(f"--seeds must be > 0, got {seeds}")
-  workdir = pipeline.pathlib.Path(_WORKDIR.value)
+  pipeline.validate_config(cfg)
+  workdir = pathlib.Path(_WORKDIR.value)
   start = time.perf_counter()
   data_dir = sources.resolve_data_dir(_DATA_DIR.value)
   data = pipeline.prepare_data(cfg, data_dir)

@@ -108,8 +108,10 @@ def test_changed_config_is_refused(reference):
 @pytest.mark.parametrize("stage", STAGES)
 def test_sigkill_in_a_stage_then_resume_gives_the_same_report(
     reference, tmp_path, stage):
-  proc = subprocess.Popen(_command(tmp_path), cwd=REPO, env=_env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  # Output goes to a file: an unread pipe would fill up and stall the run.
+  with open(tmp_path / "killed.log", "w") as log:
+    proc = subprocess.Popen(_command(tmp_path), cwd=REPO, env=_env(),
+                            stdout=log, stderr=log)
   stage_dir = tmp_path / "seed_0" / stage
   deadline = time.monotonic() + 300
   while (time.monotonic() < deadline and proc.poll() is None

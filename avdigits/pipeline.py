@@ -18,7 +18,7 @@ from absl import logging
 from avdigits import evaluate, features, models
 from avdigits.align import AlignSchedule, train_alignment
 from avdigits.checkpoint import Checkpointer
-from avdigits.data import sources, splits
+from avdigits.data import audio, sources, splits
 from avdigits.data.types import SPEECH_CLASS_NAMES, ImageSet, SpeechSet
 from avdigits.errors import ConfigError
 from avdigits.train import ClassifierSchedule, make_predict_fn, train_classifier
@@ -142,6 +142,7 @@ def prepare_data(cfg: ml_collections.ConfigDict,
   scaled = np.asarray(features.scale_images(images.images))
   summary = _summary(images, speech, train_i, test_i, train_s, test_s,
                      image_mode, speech_spec)
+  summary["audio_checks"] = _audio_checks(speech, cfg.features.num_frames)
   summary["timings_s"] = timings
   return Prepared(
       train_images=scaled[train_i], train_image_labels=images.labels[train_i],
@@ -149,6 +150,25 @@ def prepare_data(cfg: ml_collections.ConfigDict,
       train_speech=feats[train_s], train_speech_labels=speech.labels[train_s],
       test_speech=feats[test_s], test_speech_labels=speech.labels[test_s],
       num_speech_classes=speech.num_classes, summary=summary)
+
+
+def _audio_checks(speech: SpeechSet, num_frames: int) -> dict[str, Any]:
+  """Counts utterances cut to the window or silent, with a warning."""
+  window = int(round((num_frames * 0.010 + 0.015) * speech.sample_rate))
+  longer = [u for u, w in zip(speech.utterance_ids, speech.waveforms,
+                              strict=True) if len(w) > window]
+  silent = [u for u, w in zip(speech.utterance_ids, speech.waveforms,
+                              strict=True) if audio.is_silent(w)]
+  if longer:
+    logging.warning("%d utterances are longer than the %d-frame window and "
+                    "were truncated around their centre (e.g. %s)",
+                    len(longer), num_frames, longer[0])
+  if silent:
+    logging.warning("%d utterances are silent (e.g. %s)", len(silent),
+                    silent[0])
+  return {"truncated_utterances": len(longer),
+          "silent_utterances": len(silent),
+          "silent_examples": [str(u) for u in silent[:5]]}
 
 
 def _summary(images: ImageSet, speech: SpeechSet, train_i, test_i, train_s,

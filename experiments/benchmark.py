@@ -102,7 +102,10 @@ def bench_align(iterations: int, repeats: int, hidden: int = 1024) -> dict:
                          init_std=schedule.init_std)
   tx = make_optimizer("sgd", schedule.learning_rate, iterations)
   params = model.init(jax.random.key(0), w[:1], v[None, :11])["params"]
-  run = align.make_align_chunk_fn(model, tx, schedule, 11)
+  # The same path train_alignment takes for this schedule (the fast one).
+  run = (align.make_fast_sgd_chunk_fn(schedule, 11, schedule.block)
+         if schedule.use_fast()
+         else align.make_align_chunk_fn(model, tx, schedule, 11))
   table, counts = align.class_index_table(classes, 11)
   args = [jnp.asarray(a) for a in (w, digits, v, table, counts)]
   state = {"s": {"params": params, "opt_state": tx.init(params),

@@ -22,7 +22,6 @@ import optax
 from tqdm import tqdm
 
 from avdigits import losses
-from avdigits.checkpoint import Checkpointer
 from avdigits.data.types import speech_class_to_digit
 from avdigits.errors import ConfigError, DataError, TrainingError
 from avdigits.models import Aligner
@@ -236,13 +235,7 @@ def train_alignment(image_acts: np.ndarray, image_digits: np.ndarray,
                       v_all[None, :num_classes])["params"]
   state = {"params": params, "opt_state": tx.init(params),
            "step": jnp.zeros((), jnp.int32)}
-  checkpointer = Checkpointer(stage.checkpoint_dir)
-  restored = checkpointer.restore_latest(state)
-  history: list[dict] = []
-  if restored is not None:
-    state = restored[1]
-    history = stage.read_metrics(up_to_step=int(state["step"]))
-    stage.reset_metrics(history)
+  checkpointer, state, history = stage.resume(state)
   if schedule.use_fast():
     run_chunk = make_fast_sgd_chunk_fn(schedule, num_classes, schedule.block)
   else:

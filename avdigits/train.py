@@ -22,7 +22,6 @@ import optax
 from tqdm import tqdm
 
 from avdigits import augment, losses
-from avdigits.checkpoint import Checkpointer
 from avdigits.errors import ConfigError, TrainingError
 from avdigits.optim import make_optimizer
 from avdigits.workdir import Stage
@@ -154,13 +153,7 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
   x = jax.device_put(jnp.asarray(train_x))
   y = jax.device_put(jnp.asarray(train_y, jnp.int32))
   state = _init_state(model, tx, x, seed)
-  checkpointer = Checkpointer(stage.checkpoint_dir)
-  restored = checkpointer.restore_latest(state)
-  history: list[dict] = []
-  if restored is not None:
-    state = restored[1]
-    history = stage.read_metrics(up_to_step=int(state["step"]))
-    stage.reset_metrics(history)
+  checkpointer, state, history = stage.resume(state)
   train_step = make_step_fn(model, tx, augmentation=schedule.augment,
                             max_shift=schedule.max_shift, seed=seed)
   predict = make_predict_fn(model)

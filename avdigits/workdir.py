@@ -15,6 +15,7 @@ import pathlib
 import tempfile
 from typing import Any
 
+from avdigits.checkpoint import Checkpointer
 from avdigits.errors import ConfigError
 
 
@@ -115,6 +116,18 @@ class Stage:
     self.directory.mkdir(parents=True, exist_ok=True)
     tmp.write_text(text)
     os.replace(tmp, self.metrics_path)
+
+  def resume(self, initial_state: Any) -> tuple[Checkpointer, Any, list]:
+    """(checkpointer, state, metrics so far): from the newest readable
+    checkpoint if there is one, else `initial_state` and no metrics."""
+    checkpointer = Checkpointer(self.checkpoint_dir)
+    restored = checkpointer.restore_latest(initial_state)
+    if restored is None:
+      return checkpointer, initial_state, []
+    state = restored[1]
+    history = self.read_metrics(up_to_step=int(state["step"]))
+    self.reset_metrics(history)
+    return checkpointer, state, history
 
   def log_metrics(self, row: dict) -> None:
     with open(self.metrics_path, "a") as f:

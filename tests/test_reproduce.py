@@ -124,3 +124,21 @@ def test_sigkill_in_a_stage_then_resume_gives_the_same_report(
   proc.wait()
   assert not (tmp_path / "report.json").exists()
   assert _results(_run(tmp_path)) == _results(reference[1])
+
+
+def test_evaluate_command_uses_every_example_as_test_data(reference,
+                                                           tmp_path):
+  workdir, _ = reference
+  output = tmp_path / "other.json"
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}",
+       "--split=all", f"--output={output}"], cwd=REPO, env=_env(),
+      capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads(output.read_text())
+  for key in ("image_classifier", "speech_classifier", "annotation",
+              "retrieval", "data", "config", "seed", "timings_s"):
+    assert key in report
+  counts = report["data"]["counts"]
+  assert counts["train_images"] == 0 and counts["train_utterances"] == 0
+  assert counts["test_images"] == 400 and counts["test_utterances"] == 88

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from avdigits import losses
 from avdigits.data.types import speech_class_to_digit
-from avdigits.errors import ConfigError, DataError, TrainingError
+from avdigits.errors import ConfigError, DataError
 from avdigits.models import Aligner
 from avdigits.optim import make_optimizer
 from avdigits.workdir import Stage
@@ -252,12 +252,7 @@ def train_alignment(image_acts: np.ndarray, image_digits: np.ndarray,
                              v_all, jnp.asarray(table), jnp.asarray(counts),
                              key, chunk_index, length)
     costs = np.asarray(costs)
-    if not np.all(np.isfinite(costs)):
-      bad = step + int(np.argmin(np.isfinite(costs))) + 1
-      raise TrainingError(
-          f"stage {stage.name}: non-finite cost at iteration {bad}; "
-          f"{stage.kept_checkpoint(step)}; lower "
-          f"--config.align.learning_rate")
+    stage.check_finite(costs, step, "cost", "align")
     row = {"step": step + length, "cost_sum": float(costs.sum()),
            "cost_mean": float(costs.mean()),
            "cost_first": float(costs[0]), "cost_last": float(costs[-1])}

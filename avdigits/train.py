@@ -22,7 +22,7 @@ import optax
 from tqdm import tqdm
 
 from avdigits import augment, losses
-from avdigits.errors import ConfigError, TrainingError
+from avdigits.errors import ConfigError
 from avdigits.optim import make_optimizer
 from avdigits.workdir import Stage
 
@@ -170,12 +170,7 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
       state, loss = train_step(state, x, y, idx)
       step_losses.append(loss)
     step_losses = np.asarray(jnp.stack(step_losses))
-    if not np.all(np.isfinite(step_losses)):
-      bad = step + int(np.argmin(np.isfinite(step_losses))) + 1
-      raise TrainingError(
-          f"stage {stage.name}: non-finite loss at step {bad}; "
-          f"{stage.kept_checkpoint(step)}; lower "
-          f"--config.{flag}.learning_rate")
+    stage.check_finite(step_losses, step, "loss", flag)
     step += num_steps
     logits = predict(state["params"], test_x)
     row = {"step": step, "train_loss": float(step_losses.mean()),

@@ -15,8 +15,10 @@ import pathlib
 import tempfile
 from typing import Any
 
+import numpy as np
+
 from avdigits.checkpoint import Checkpointer
-from avdigits.errors import ConfigError
+from avdigits.errors import ConfigError, TrainingError
 
 
 def write_json_atomic(path: str | pathlib.Path, obj: Any) -> None:
@@ -79,12 +81,19 @@ class Stage:
   def metrics_path(self) -> pathlib.Path:
     return self.directory / "metrics.jsonl"
 
-  def kept_checkpoint(self, step: int) -> str:
-    """Says which checkpoint survives a failure at `step` (for messages)."""
-    if step == 0:
-      return "no checkpoint had been written yet"
-    return f"the last good checkpoint (step {step}) is kept in " + str(
-        self.checkpoint_dir)
+  def check_finite(self, values: np.ndarray, step: int, what: str,
+                   flag: str) -> None:
+    """Raises TrainingError if a logged loss of the chunk after `step` is
+    not finite, naming the stage, the step and the surviving checkpoint."""
+    finite = np.isfinite(values)
+    if finite.all():
+      return
+    bad = step + int(np.argmin(finite)) + 1
+    kept = ("no checkpoint had been written yet" if step == 0 else
+            f"the last good checkpoint (step {step}) is kept in "
+            f"{self.checkpoint_dir}")
+    raise TrainingError(f"stage {self.name}: non-finite {what} at step "
+                        f"{bad}; {kept}; lower --config.{flag}.learning_rate")
 
   def done(self) -> bool:
     return (self.directory / "result.json").exists()

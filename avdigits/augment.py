@@ -4,7 +4,10 @@ Images [B, H, W]: random translation by up to `max_shift` pixels (zero fill,
 like MNIST's background). Spectrograms [B, T, F]: random circular time shift
 by up to `max_shift` frames of the centred (zero-padded) utterance, plus one
 time mask and one frequency mask per example (SpecAugment-style); "roll"
-is the time shift alone.
+is the time shift alone. "warp" adds, before the shift and masks, a random
+stretch of the frequency axis (vocal tract length perturbation) and of the
+time axis (speaking rate), each by up to +-15%. "shift_noise" (images) adds
+to the translation Gaussian pixel noise and one random occluding square.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import jax.numpy as jnp
 
 from avdigits.errors import ConfigError
 
-AUGMENTATIONS = ("none", "shift", "roll", "shift_mask")
+AUGMENTATIONS = ("none", "shift", "roll", "shift_mask", "warp",
+                 "shift_noise")
+MAX_WARP = 0.15
 
 
 def _translate(key: jax.Array, x: jax.Array, max_shift: int) -> jax.Array:
@@ -40,6 +45,46 @@ def _mask(key: jax.Array, x: jax.Array, axis: int, width: int) -> jax.Array:
   return x * keep.reshape(shape)
 
 
+def _stretch(key: jax.Array, x: jax.Array, axis: int,
+             max_factor: float) -> jax.Array:
+  """Stretches each example along `axis` (1 or 2) by a random factor in
+  [1 - m, 1 + m] about the axis' centre (frequency: about bin 0), with
+  linear interpolation and zero fill."""
+  size = x.shape[axis]
+  factors = jax.random.uniform(key, (x.shape[0], 1), minval=1 - max_factor,
+                               maxval=1 + max_factor)
+  centre = (size - 1) / 2 if axis == 1 else 0.0
+  src = centre + (jnp.arange(size)[None, :] - centre) / factors  # [B, size]
+  lo = jnp.floor(src).astype(jnp.int32)
+  frac = src - lo
+  moved = jnp.moveaxis(x, axis, 1)                              # [B, size, .]
+
+  def take(idx):
+    valid = (idx >= 0) & (idx < size)
+    got = jnp.take_along_axis(moved, jnp.clip(idx, 0, size - 1)[..., None],
+                              axis=1)
+    return got * valid[..., None]
+
+  out = (take(lo) * (1 - frac)[..., None] + take(lo + 1) * frac[..., None])
+  return jnp.moveaxis(out, 1, axis)
+
+
+def _noise_and_occlude(key: jax.Array, x: jax.Array) -> jax.Array:
+  """Gaussian noise (std up to 0.5) and one blanked square (side up to 12)."""
+  b, h, w = x.shape
+  k_std, k_noise, k_size, k_pos = jax.random.split(key, 4)
+  std = jax.random.uniform(k_std, (b, 1, 1), maxval=0.5)
+  x = jnp.clip(x + std * jax.random.normal(k_noise, x.shape), -0.5, 0.5)
+  size = jax.random.randint(k_size, (b, 1, 1), 0, 13)
+  top, left = jnp.split(jax.random.randint(k_pos, (b, 2, 1, 1), 0, h - 12),
+                        2, axis=1)
+  rows = jnp.arange(h)[None, :, None]
+  cols = jnp.arange(w)[None, None, :]
+  inside = ((rows >= top[:, 0]) & (rows < top[:, 0] + size)
+            & (cols >= left[:, 0]) & (cols < left[:, 0] + size))
+  return jnp.where(inside, -0.5, x)
+
+
 def augment(kind: str, key: jax.Array, x: jax.Array, *,
             max_shift: int) -> jax.Array:
   """Applies augmentation `kind` (see AUGMENTATIONS) to a batch."""
@@ -49,12 +94,19 @@ def augment(kind: str, key: jax.Array, x: jax.Array, *,
   if squeeze:
     x = x[..., 0]
   k_shift, k_time, k_freq = jax.random.split(key, 3)
-  x = _translate(k_shift, x, max_shift) if kind == "shift" else x
-  if kind in ("roll", "shift_mask"):
+  k_warp = jax.random.fold_in(key, 3)
+  if kind in ("shift", "shift_noise"):
+    x = _translate(k_shift, x, max_shift)
+  if kind == "shift_noise":
+    x = _noise_and_occlude(k_warp, x)
+  if kind == "warp":
+    k_f, k_t = jax.random.split(k_warp)
+    x = _stretch(k_t, _stretch(k_f, x, 2, MAX_WARP), 1, MAX_WARP)
+  if kind in ("roll", "shift_mask", "warp"):
     shifts = jax.random.randint(k_shift, (x.shape[0],), -max_shift,
                                 max_shift + 1)
     x = jax.vmap(lambda u, s: jnp.roll(u, s, axis=0))(x, shifts)
-  if kind == "shift_mask":
+  if kind in ("shift_mask", "warp"):
     x = _mask(k_time, x, 1, max(1, x.shape[1] // 10))
     x = _mask(k_freq, x, 2, max(1, x.shape[2] // 8))
   return x[..., None] if squeeze else x

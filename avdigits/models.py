@@ -81,25 +81,33 @@ class ImageNet(nn.Module):
     num_classes: number of logits.
     conv_impl: how convolutions are computed, "xla" or "patches" (see
       conv2d_same); both give the same numbers from the same parameters.
+    dropout: dropout rate after each dense ReLU when training.
+    widths: channels of the two conv layers (the tutorial's 32, 64).
+    kernel_size: side of the square conv kernels (the tutorial's 5).
+    hidden: width of the two dense layers (the embedding size).
   """
 
   num_classes: int = 10
   conv_impl: str = "xla"
   dropout: float = 0.0
+  widths: tuple[int, int] = (32, 64)
+  kernel_size: int = 5
+  hidden: int = 512
 
   def setup(self):
     if self.conv_impl not in CONV_IMPLS:
       raise ConfigError(f"conv_impl: unknown {self.conv_impl!r}, expected "
                         f"one of {CONV_IMPLS}")
-    self.conv1 = _ConvReluPool(32, self.conv_impl)
-    self.conv2 = _ConvReluPool(64, self.conv_impl)
-    self.dense1 = nn.Dense(512)
-    self.dense2 = nn.Dense(512)
+    kernel = (self.kernel_size, self.kernel_size)
+    self.conv1 = _ConvReluPool(self.widths[0], self.conv_impl, kernel)
+    self.conv2 = _ConvReluPool(self.widths[1], self.conv_impl, kernel)
+    self.dense1 = nn.Dense(self.hidden)
+    self.dense2 = nn.Dense(self.hidden)
     self.logits = nn.Dense(self.num_classes)
     self.drop = nn.Dropout(self.dropout)
 
   def embed(self, x: jax.Array, train: bool = False) -> jax.Array:
-    """Penultimate activations [B, 512] (after the second dense ReLU).
+    """Penultimate activations [B, hidden] (after the second dense ReLU).
 
     With train=True and dropout > 0, dropout follows each dense ReLU (the
     TensorFlow tutorial's regulariser); needs rngs={"dropout": key}.

@@ -201,7 +201,7 @@ def speech_model(hidden: int, num_classes: int,
                           dropout=dropout)
 
 
-def _save_params(stage: Stage, params) -> None:
+def save_params(stage: Stage, params) -> None:
   """Keeps a stage's final parameters beside its result."""
   checkpointer = Checkpointer(stage.directory / "params", max_to_keep=1)
   checkpointer.save(0, {"params": params})
@@ -210,10 +210,10 @@ def _save_params(stage: Stage, params) -> None:
 
 def _restore_params(stage: Stage, template):
   """The final parameters of a finished stage, shaped like `template`."""
-  return _restore_from(stage.directory, template)
+  return restore_params_from(stage.directory, template)
 
 
-def _init_params(model, *example: np.ndarray, seed: int = 0):
+def init_params(model, *example: np.ndarray, seed: int = 0):
   return model.init(jax.random.key(seed),
                     *(jnp.asarray(e[:1]) for e in example))["params"]
 
@@ -244,7 +244,7 @@ def _speech_schedule(cfg) -> ClassifierSchedule:
       max_shift=cfg.speech.max_shift)
 
 
-def _classifier_stage(name: str, model, schedule: ClassifierSchedule,
+def classifier_stage(name: str, model, schedule: ClassifierSchedule,
                       train_x, train_y, test_x, test_y, *, seed: int,
                       workdir: pathlib.Path, data_key: dict, flag: str,
                       show_progress: bool) -> tuple[dict, Any]:
@@ -253,14 +253,14 @@ def _classifier_stage(name: str, model, schedule: ClassifierSchedule,
   stage = Stage(workdir, name, settings)
   if stage.done():
     return stage.result(), _restore_params(
-        stage, _init_params(model, train_x, seed=seed))
+        stage, init_params(model, train_x, seed=seed))
   logging.info("stage %s: training %s", name, type(model).__name__)
   out = train_classifier(model, train_x, train_y, test_x, test_y, schedule,
                          seed=seed, stage=stage, flag=flag,
                          show_progress=show_progress)
   result = {"test_accuracy": out["test_accuracy"], "history": out["history"],
             "train_seconds": out["train_seconds"]}
-  _save_params(stage, out["params"])
+  save_params(stage, out["params"])
   stage.finish(result)
   return result, out["params"]
 
@@ -300,7 +300,7 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
   timings = {}
   start = time.perf_counter()
   inet = image_model(cfg)
-  image_result, image_params = _classifier_stage(
+  image_result, image_params = classifier_stage(
       "image", inet, _image_schedule(cfg, len(data.train_image_labels)),
       data.train_images, data.train_image_labels, data.test_images,
       data.test_image_labels, seed=seed, workdir=workdir, data_key=image_key,
@@ -310,7 +310,7 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
   for hidden in cfg.speech.hidden_sizes:
     start = time.perf_counter()
     snet = speech_model(hidden, data.num_speech_classes, cfg.speech.dropout)
-    speech_results[str(hidden)], speech_params[hidden] = _classifier_stage(
+    speech_results[str(hidden)], speech_params[hidden] = classifier_stage(
         f"speech_{hidden}", snet, _speech_schedule(cfg), data.train_speech,
         data.train_speech_labels, data.test_speech, data.test_speech_labels,
         seed=seed, workdir=workdir, data_key=speech_key, flag="speech",
@@ -330,7 +330,7 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
                            init_std=schedule.init_std)
   if stage.done():
     align_result = stage.result()
-    align_params = _restore_params(stage, _init_params(
+    align_params = _restore_params(stage, init_params(
         aligner, np.zeros((1, 512), np.float32),
         np.zeros((1, data.num_speech_classes, hidden), np.float32)))
   else:
@@ -343,7 +343,7 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
     align_result = {"history": out["history"],
                     "train_seconds": out["train_seconds"]}
     align_params = out["params"]
-    _save_params(stage, align_params)
+    save_params(stage, align_params)
     stage.finish(align_result)
   timings["align"] = time.perf_counter() - start
 
@@ -410,16 +410,16 @@ def load_trained(cfg, workdir: pathlib.Path, seed: int,
   aligner = models.Aligner(embed_dim=cfg.align.embed_dim,
                            init_std=cfg.align.init_std)
   templates = (
-      _init_params(image_model(cfg), image),
-      _init_params(speech_model(hidden, model_classes, cfg.speech.dropout),
+      init_params(image_model(cfg), image),
+      init_params(speech_model(hidden, model_classes, cfg.speech.dropout),
                    speech),
-      _init_params(aligner, np.zeros((1, 512), np.float32),
+      init_params(aligner, np.zeros((1, 512), np.float32),
                    np.zeros((1, 1, hidden), np.float32)))
-  return tuple(_restore_from(root / name, t)
+  return tuple(restore_params_from(root / name, t)
                for name, t in zip(names, templates, strict=True))
 
 
-def _restore_from(directory: pathlib.Path, template):
+def restore_params_from(directory: pathlib.Path, template):
   restored = Checkpointer(directory / "params").restore_latest(
       {"params": template})
   if restored is None:

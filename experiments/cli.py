@@ -6,7 +6,7 @@ import pathlib
 import sys
 from collections.abc import Callable
 
-from absl import app, logging
+from absl import app, flags, logging
 
 from avdigits.errors import AvdigitsError
 
@@ -15,9 +15,14 @@ DEFAULT_CONFIG = str(CONFIG_DIR / "default.py")
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-  """absl's app.run, with the package's own errors as one line, exit 1."""
+  """absl's app.run, with the package's own errors as one line, exit 1.
+
+  Logging defaults to WARNING (pass --verbosity=0 for INFO).
+  """
 
   def wrapped(argv: list[str]) -> None:
+    if not flags.FLAGS["verbosity"].present:  # library INFO chatter off
+      logging.set_verbosity(logging.WARNING)
     try:
       main(argv)
     except AvdigitsError as error:

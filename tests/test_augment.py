@@ -38,3 +38,42 @@ def test_shift_mask_is_seeded_and_keeps_shape():
 def test_unknown_kind_names_the_flag():
   with pytest.raises(ConfigError, match="speech.augment"):
     augment.validate("mixup", "speech")
+
+
+def test_stretch_by_factor_one_is_identity():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 100, 23)),
+                  jnp.float32)
+  for axis in (1, 2):
+    np.testing.assert_allclose(
+        augment._stretch(jax.random.key(0), x, axis, 0.0), x, atol=1e-6)
+
+
+def test_warp_is_seeded_keeps_shape_and_changes_the_input():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 100, 23)),
+                  jnp.float32)
+  a = augment.augment("warp", jax.random.key(2), x, max_shift=5)
+  np.testing.assert_array_equal(
+      a, augment.augment("warp", jax.random.key(2), x, max_shift=5))
+  assert a.shape == x.shape and np.isfinite(np.asarray(a)).all()
+  assert not np.allclose(a, x)
+
+
+def test_shift_noise_stays_in_pixel_range_and_occludes():
+  x = jnp.full((16, 28, 28), 0.5)
+  out = np.asarray(augment.augment("shift_noise", jax.random.key(0), x,
+                                   max_shift=0))
+  assert out.shape == x.shape
+  assert out.min() >= -0.5 and out.max() <= 0.5
+  assert (out == -0.5).sum() > 0
+
+
+def test_existing_kinds_keep_their_random_streams():
+  """Adding kinds must not change what "shift_mask" draws (README figures
+  were measured with it)."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 20, 8)),
+                  jnp.float32)
+  k_shift, _, _ = jax.random.split(jax.random.key(5), 3)
+  shifts = jax.random.randint(k_shift, (2,), -3, 4)
+  rolled = jax.vmap(lambda u, s: jnp.roll(u, s, axis=0))(x, shifts)
+  np.testing.assert_array_equal(
+      augment.augment("roll", jax.random.key(5), x, max_shift=3), rolled)

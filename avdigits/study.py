@@ -1,0 +1,406 @@
+"""The study: many experiments, each one config, every one over >= 5 seeds.
+
+An experiment config (see experiments/configs/study/base.py) says how each
+convnet enters the model (pretrained or random; frozen or trained end to
+end), how the cross-modal model trains, on which speech splits, and whether
+to measure robustness. `run_experiment` trains and evaluates every
+(split, seed) as a resumable stage under <workdir>/<name>/, sharing
+classifier pretraining between experiments through
+<workdir>/pretrained/<part>-<hash of its settings>/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from avdigits import corrupt, evaluate, features, joint, models
+from avdigits.align import AlignSchedule, train_alignment
+from avdigits.data import sources, splits
+from avdigits.data.types import ImageSet, SpeechSet
+from avdigits.errors import ConfigError
+from avdigits.pipeline import classifier_stage, init_params, save_params
+from avdigits.train import ClassifierSchedule, make_predict_fn
+from avdigits.workdir import Stage
+
+PARTS = ("pretrained_frozen", "random_frozen", "pretrained_tuned",
+         "random_tuned")
+TRAINERS = ("groups", "paper_sgd")
+
+
+@dataclasses.dataclass
+class StudyData:
+  """Both corpora, featurised once, with the image split."""
+  images: np.ndarray             # float32 [N, 28, 28] in [-0.5, 0.5]
+  image_labels: np.ndarray
+  image_train: np.ndarray        # indices
+  image_test: np.ndarray
+  speech: SpeechSet
+  feats: np.ndarray              # float32 [M, frames, bins], clean
+  noisy_cache: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class SpeechSplit:
+  name: str
+  train: np.ndarray
+  test: np.ndarray
+
+
+def data_key(cfg: ml_collections.ConfigDict) -> tuple:
+  """What identifies the loaded data (experiments sharing it share loads)."""
+  d, f = cfg.data, cfg.features
+  return (d.images, d.speech, d.image_split, d.test_fraction, d.sample_rate,
+          d.tidigits_children, d.synthetic_images_per_class,
+          d.synthetic_speech_per_class, f.num_frames, f.num_bins, f.cmn)
+
+
+def log_mel(cfg, waveforms, sample_rate: int) -> np.ndarray:
+  f = cfg.features
+  return features.log_mel(waveforms, sample_rate, num_bins=f.num_bins,
+                          num_frames=f.num_frames, cmn=f.cmn)
+
+
+def load_data(cfg: ml_collections.ConfigDict,
+              data_dir: pathlib.Path | None) -> StudyData:
+  """Loads and featurises the images and speech an experiment names."""
+  d = cfg.data
+  images: ImageSet = sources.load_images(
+      d.images, data_dir, seed=0,
+      synthetic_per_class=d.synthetic_images_per_class)
+  speech = sources.load_speech(
+      d.speech, data_dir, seed=0, sample_rate=d.sample_rate,
+      synthetic_per_class=d.synthetic_speech_per_class,
+      tidigits_children=d.tidigits_children)
+  train_i, test_i = splits.image_split(images, mode=d.image_split,
+                                       test_fraction=d.test_fraction, seed=0)
+  return StudyData(
+      images=np.asarray(features.scale_images(images.images)),
+      image_labels=images.labels, image_train=train_i, image_test=test_i,
+      speech=speech, feats=log_mel(cfg, speech.waveforms,
+                                   speech.sample_rate))
+
+
+def expand_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
+  """One spec -> its splits: "loso:*", "folds:K", "children" or any
+  splits.parse_speech_split form."""
+  speakers = sorted(set(speech.speakers.tolist()))
+  if spec == "loso:*":
+    specs = [(name, f"loso:{name}") for name in speakers]
+  elif spec.startswith("folds:"):
+    try:
+      k = int(spec.partition(":")[2])
+    except ValueError:
+      k = 0
+    if not 2 <= k <= len(speakers):
+      raise ConfigError(f"--config.data.speech_splits: {spec!r} needs "
+                        f"2 <= K <= {len(speakers)} speakers")
+    specs = [(f"fold{i}", "speakers:" + ",".join(speakers[i::k]))
+             for i in range(k)]
+  elif spec == "children":
+    child = np.char.startswith(speech.speakers.astype(str), ("boy/")) | (
+        np.char.startswith(speech.speakers.astype(str), "girl/"))
+    if not child.any():
+      raise ConfigError(f"split 'children': {speech.source} has no boy/ or "
+                        "girl/ speakers (set data.tidigits_children)")
+    train = np.flatnonzero(~child & (speech.subset != "test"))
+    test = np.flatnonzero(child & (speech.subset == "test"))
+    return [SpeechSplit("children", train, test)]
+  else:
+    specs = [(spec, spec)]
+  out = []
+  for name, one in specs:
+    mode, held_out = splits.parse_speech_split(
+        one, flag="--config.data.speech_splits")
+    train, test = splits.speech_split(speech, mode=mode, held_out=held_out,
+                                      seed=0)
+    out.append(SpeechSplit(name, train, test))
+  return out
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  """Checks the settings that need no data."""
+  for part in ("image", "speech"):
+    if cfg.model[part] not in PARTS:
+      raise ConfigError(f"--config.model.{part}={cfg.model[part]!r}: choose "
+                        f"one of {', '.join(PARTS)}")
+  if cfg.train.trainer not in TRAINERS:
+    raise ConfigError(f"--config.train.trainer={cfg.train.trainer!r}: "
+                      f"choose one of {', '.join(TRAINERS)}")
+  if cfg.train.trainer == "paper_sgd" and not (
+      cfg.model.image.endswith("frozen")
+      and cfg.model.speech.endswith("frozen")):
+    raise ConfigError("--config.train.trainer=paper_sgd trains the aligner "
+                      "alone: both --config.model parts must be *_frozen")
+  if cfg.seeds <= 0:
+    raise ConfigError(f"--config.seeds must be > 0, got {cfg.seeds}")
+  joint_schedule(cfg).validate("train")
+
+
+def joint_schedule(cfg) -> joint.JointSchedule:
+  t = cfg.train
+  return joint.JointSchedule(
+      steps=t.steps, steps_per_chunk=t.steps_per_chunk, groups=t.groups,
+      optimizer=t.optimizer, learning_rate=t.learning_rate,
+      lr_schedule=t.lr_schedule, loss=t.loss, clamp=t.clamp,
+      margin=t.margin, temperature=t.temperature,
+      image_augment=t.image_augment, image_max_shift=t.image_max_shift,
+      speech_augment=t.speech_augment, speech_max_shift=t.speech_max_shift)
+
+
+def image_net(cfg) -> models.ImageNet:
+  i = cfg.image
+  return models.ImageNet(num_classes=10, widths=tuple(i.widths),
+                         kernel_size=i.kernel_size, hidden=i.hidden)
+
+
+def speech_net(cfg, num_classes: int) -> models.SpeechNet:
+  return models.SpeechNet(hidden=cfg.speech.hidden, num_classes=num_classes)
+
+
+def _hash(settings: dict) -> str:
+  text = json.dumps(settings, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _schedule(c, steps: int, steps_per_chunk: int) -> ClassifierSchedule:
+  return ClassifierSchedule(
+      batch_size=c.batch_size, steps=steps, steps_per_chunk=steps_per_chunk,
+      optimizer=c.optimizer, learning_rate=c.learning_rate,
+      lr_schedule=c.lr_schedule, augment=c.augment, max_shift=c.max_shift)
+
+
+def noisy_copies(waveforms: list, copies: int, seed: int) -> list:
+  """`copies` noisy versions of every waveform: white and babble noise (from
+  the other utterances) alternately, at SNRs drawn from [0, 20] dB."""
+  rng = np.random.default_rng(seed)
+  out = []
+  for copy in range(copies):
+    kind = corrupt.AUDIO_NOISES[copy % 2]
+    for i, wave in enumerate(waveforms):
+      snr = float(rng.uniform(0.0, 20.0))
+      out += corrupt.add_noise([wave], kind, snr,
+                               seed=int(rng.integers(2**31)),
+                               pool=waveforms[:i] + waveforms[i + 1:]
+                               if kind == "babble" else ())
+  return out
+
+
+def pretrain_image(cfg, data: StudyData, seed: int, workdir: pathlib.Path
+                   ) -> tuple[dict, Any]:
+  """The image classifier of `seed` (trained once per settings)."""
+  train_x = data.images[data.image_train]
+  per_epoch = max(len(train_x) // cfg.image.batch_size, 1)
+  schedule = _schedule(cfg.image, cfg.image.epochs * per_epoch, per_epoch)
+  model = image_net(cfg)
+  key = {"data": list(data_key(cfg)), "model": repr(model),
+         "schedule": dataclasses.asdict(schedule)}
+  return classifier_stage(
+      f"seed_{seed}", model, schedule, train_x,
+      data.image_labels[data.image_train], data.images[data.image_test],
+      data.image_labels[data.image_test], seed=seed,
+      workdir=workdir / "pretrained" / f"image-{_hash(key)}",
+      data_key=key, flag="image", show_progress=False)
+
+
+def pretrain_speech(cfg, data: StudyData, split: SpeechSplit, seed: int,
+                    workdir: pathlib.Path) -> tuple[dict, Any]:
+  """The speech classifier of `seed` on `split` (trained once)."""
+  speech = data.speech
+  train_x = data.feats[split.train]
+  train_y = speech.labels[split.train]
+  if cfg.speech.noise_copies:
+    waves = [speech.waveforms[i] for i in split.train]
+    noisy = noisy_copies(waves, cfg.speech.noise_copies, seed=1000 + seed)
+    train_x = np.concatenate([train_x, log_mel(cfg, noisy,
+                                               speech.sample_rate)])
+    train_y = np.tile(train_y, cfg.speech.noise_copies + 1)
+  schedule = _schedule(cfg.speech, cfg.speech.steps, cfg.speech.steps)
+  model = speech_net(cfg, speech.num_classes)
+  key = {"data": list(data_key(cfg)), "split": split.name,
+         "model": repr(model), "schedule": dataclasses.asdict(schedule),
+         "noise_copies": cfg.speech.noise_copies}
+  return classifier_stage(
+      f"seed_{seed}", model, schedule, train_x, train_y,
+      data.feats[split.test], speech.labels[split.test], seed=seed,
+      workdir=workdir / "pretrained" / f"speech-{_hash(key)}",
+      data_key=key, flag="speech", show_progress=False)
+
+
+@dataclasses.dataclass
+class _Part:
+  """How one modality enters the joint model for one seed."""
+  net: Any                     # the convnet inside the model, or None
+  pretrained: Any              # its classifier params to start from, or None
+  inputs: Any                  # raw inputs -> model inputs
+  classifier_accuracy: float | None
+
+
+def _part(kind: str, net, train_raw: np.ndarray, seed: int,
+          pretrain) -> _Part:
+  if kind.startswith("pretrained"):
+    result, params = pretrain()
+    accuracy = result["test_accuracy"]
+  else:
+    params = init_params(net, train_raw, seed=seed + 7919)
+    accuracy = None
+  if kind.endswith("tuned"):
+    return _Part(net, params if kind.startswith("pretrained") else None,
+                 lambda raw: raw, accuracy)
+  embed = make_predict_fn(net, method="embed")
+  return _Part(None, None, lambda raw: embed(params, raw), accuracy)
+
+
+def noisy_test_features(cfg, data: StudyData, split: SpeechSplit, kind: str,
+                        snr_db: float) -> np.ndarray:
+  """Features of the split's test utterances under noise (cached)."""
+  key = (split.name, kind, snr_db)
+  if key not in data.noisy_cache:
+    waves = [data.speech.waveforms[i] for i in split.test]
+    pool = [data.speech.waveforms[i] for i in split.train]
+    noisy = corrupt.add_noise(waves, kind, snr_db, seed=int(snr_db * 10) + 1,
+                              pool=pool)
+    data.noisy_cache[key] = log_mel(cfg, noisy, data.speech.sample_rate)
+  return data.noisy_cache[key]
+
+
+def _scores_eval(cfg, scores, image_labels, speech_labels, num_classes,
+                 seed) -> dict[str, Any]:
+  out = evaluate.evaluate_scores(scores, image_labels, speech_labels,
+                                 num_classes, trials=cfg.eval.trials,
+                                 seed=seed)
+  return {"annotation": out["annotation"]["accuracy"],
+          "retrieval": out["retrieval"]["accuracy"],
+          "annotation_confusion": out["annotation"]["confusion"],
+          "recall": out["recall"]}
+
+
+def robustness(cfg, data: StudyData, split: SpeechSplit, score,
+               seed: int) -> dict[str, list]:
+  """Annotation and retrieval under each corruption and strength."""
+  test_images = data.images[data.image_test]
+  image_labels = data.image_labels[data.image_test]
+  clean_speech = data.feats[split.test]
+  speech_labels = data.speech.labels[split.test]
+  n = data.speech.num_classes
+  curves = {}
+  for kind, strengths in (("noise", cfg.eval.image_noise),
+                          ("occlusion", cfg.eval.occlusion)):
+    curves[f"image_{kind}"] = []
+    for s in strengths:
+      images = corrupt.corrupt_images(test_images, kind, s, seed=17)
+      r = _scores_eval(cfg, score(images, clean_speech), image_labels,
+                       speech_labels, n, seed)
+      curves[f"image_{kind}"].append(
+          {"strength": s, "annotation": r["annotation"],
+           "retrieval": r["retrieval"]})
+  for kind in corrupt.AUDIO_NOISES:
+    curves[f"audio_{kind}"] = []
+    for snr in cfg.eval.snr_db:
+      speech = noisy_test_features(cfg, data, split, kind, float(snr))
+      r = _scores_eval(cfg, score(test_images, speech), image_labels,
+                       speech_labels, n, seed)
+      curves[f"audio_{kind}"].append(
+          {"strength": snr, "annotation": r["annotation"],
+           "retrieval": r["retrieval"]})
+  return curves
+
+
+def _experiment_settings(cfg) -> dict[str, Any]:
+  return {k: cfg[k].to_dict() for k in ("data", "features", "image", "speech",
+                                         "model", "train")}
+
+
+def run_seed(cfg, data: StudyData, split: SpeechSplit, seed: int,
+             workdir: pathlib.Path) -> dict[str, Any]:
+  """Trains and evaluates one (split, seed) of an experiment (resumable)."""
+  speech = data.speech
+  num_classes = speech.num_classes
+  stage = Stage(workdir / cfg.name / split.name, f"seed_{seed}",
+                {"experiment": _experiment_settings(cfg), "seed": seed,
+                 "split": split.name,
+                 "eval": cfg.eval.to_dict()})
+  if stage.done():
+    return stage.result()
+  start = time.perf_counter()
+  train_images = data.images[data.image_train]
+  train_feats = data.feats[split.train]
+  image = _part(cfg.model.image, image_net(cfg), train_images, seed,
+                lambda: pretrain_image(cfg, data, seed, workdir))
+  sp = _part(cfg.model.speech, speech_net(cfg, num_classes), train_feats,
+             seed, lambda: pretrain_speech(cfg, data, split, seed, workdir))
+  pretrain_seconds = time.perf_counter() - start
+  model = joint.JointModel(
+      aligner=models.Aligner(embed_dim=cfg.model.embed_dim,
+                             init_std=cfg.model.init_std),
+      image_net=image.net, speech_net=sp.net)
+  image_in = image.inputs(train_images)
+  speech_in = sp.inputs(train_feats)
+  image_digits = data.image_labels[data.image_train]
+  speech_labels = speech.labels[split.train]
+  t = cfg.train
+  if t.trainer == "paper_sgd":
+    schedule = AlignSchedule(
+        iterations=t.steps, chunk=t.steps_per_chunk, optimizer=t.optimizer,
+        learning_rate=t.learning_rate, lr_schedule=t.lr_schedule,
+        embed_dim=cfg.model.embed_dim, init_std=cfg.model.init_std,
+        clamp=t.clamp, margin=t.margin)
+    out = train_alignment(image_in, image_digits, speech_in, speech_labels,
+                          num_classes, schedule, seed=seed, stage=stage,
+                          show_progress=False)
+    params = {"aligner": out["params"]}
+  else:
+    pretrained = {name: part.pretrained for name, part in
+                  (("image_net", image), ("speech_net", sp))
+                  if part.pretrained is not None}
+    out = joint.train_joint(model, image_in, image_digits, speech_in,
+                            speech_labels, num_classes, joint_schedule(cfg),
+                            seed=seed, stage=stage, flag="train",
+                            pretrained=pretrained)
+    params = out["params"]
+
+  def score(images: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    return joint.score_matrix(model, params, image.inputs(images),
+                              sp.inputs(feats))
+
+  test_images = data.images[data.image_test]
+  result = _scores_eval(cfg, score(test_images, data.feats[split.test]),
+                        data.image_labels[data.image_test],
+                        speech.labels[split.test], num_classes, seed)
+  result.update({
+      "seed": seed, "split": split.name,
+      "image_classifier_accuracy": image.classifier_accuracy,
+      "speech_classifier_accuracy": sp.classifier_accuracy,
+      "history": out["history"],
+      "pretrain_seconds": pretrain_seconds,
+      "train_seconds": out["train_seconds"]})
+  if cfg.eval.robustness:
+    result["robustness"] = robustness(cfg, data, split, score, seed)
+  result["seconds"] = time.perf_counter() - start
+  save_params(stage, jax.tree.map(np.asarray, params))
+  stage.finish(result)
+  return result
+
+
+def run_experiment(cfg: ml_collections.ConfigDict, data: StudyData,
+                   workdir: pathlib.Path) -> dict[str, Any]:
+  """Every split and seed of one experiment; returns the per-run results."""
+  validate(cfg)
+  runs = []
+  for spec in cfg.data.speech_splits:
+    for split in expand_splits(data.speech, spec):
+      for seed in range(cfg.seeds):
+        logging.info("study %s: split %s seed %d", cfg.name, split.name,
+                     seed)
+        runs.append(run_seed(cfg, data, split, seed, workdir))
+  return {"name": cfg.name, "title": cfg.title, "runs": runs}
+

@@ -1,0 +1,165 @@
+"""The study's tables and figures, from the per-run results of each
+experiment (see study.run_experiment)."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from avdigits.report import mean_ci
+
+METRICS = (("annotation", "Annotation"), ("retrieval", "Retrieval"),
+           ("r1_image_to_speech", "R@1 image->speech"),
+           ("r1_speech_to_image", "R@1 speech->image"))
+CORRUPTIONS = (("image_noise", "image pixel noise (std)"),
+               ("image_occlusion", "image occlusion (square side, px)"),
+               ("audio_white", "white noise (SNR dB)"),
+               ("audio_babble", "babble noise (SNR dB)"))
+
+
+def _metrics(run: dict[str, Any]) -> dict[str, float | None]:
+  return {"annotation": run["annotation"], "retrieval": run["retrieval"],
+          "r1_image_to_speech": run["recall"]["image_to_speech"]["R@1"],
+          "r1_speech_to_image": run["recall"]["speech_to_image"]["R@1"],
+          "image_classifier": run.get("image_classifier_accuracy"),
+          "speech_classifier": run.get("speech_classifier_accuracy")}
+
+
+def _stats(values: list) -> dict[str, Any] | None:
+  values = [v for v in values if v is not None]
+  return mean_ci(values) if values else None
+
+
+def summarise(experiment: dict[str, Any]) -> dict[str, Any]:
+  """Mean and 95% CI over seeds, per split and averaged over splits.
+
+  The average over splits is taken per seed first, so its interval is over
+  seeds too.
+  """
+  runs = experiment["runs"]
+  split_names = list(dict.fromkeys(r["split"] for r in runs))
+  seeds = sorted({r["seed"] for r in runs})
+  per_split = {}
+  for name in split_names:
+    rows = [_metrics(r) for r in runs if r["split"] == name]
+    per_split[name] = {k: _stats([row[k] for row in rows]) for k in rows[0]}
+  averaged = {}
+  for key in _metrics(runs[0]):
+    per_seed = []
+    for seed in seeds:
+      vals = [_metrics(r)[key] for r in runs if r["seed"] == seed]
+      vals = [v for v in vals if v is not None]
+      if vals:
+        per_seed.append(float(np.mean(vals)))
+    averaged[key] = _stats(per_seed)
+  out = {"name": experiment["name"], "title": experiment["title"],
+         "splits": per_split, "average": averaged, "seeds": len(seeds),
+         "seconds": experiment.get("seconds"),
+         "train_seconds_per_run": float(np.mean(
+             [r["train_seconds"] for r in runs]))}
+  if all("robustness" in r for r in runs):
+    out["robustness"] = _robustness(runs)
+  return out
+
+
+def _robustness(runs: list[dict[str, Any]]) -> dict[str, Any]:
+  curves = {}
+  for kind in runs[0]["robustness"]:
+    points = []
+    for i, point in enumerate(runs[0]["robustness"][kind]):
+      points.append({
+          "strength": point["strength"],
+          **{m: mean_ci([r["robustness"][kind][i][m] for r in runs])
+             for m in ("annotation", "retrieval")}})
+    curves[kind] = points
+  return curves
+
+
+def _pct(stat: dict[str, Any] | None) -> str:
+  if stat is None:
+    return "-"
+  text = f"{100 * stat['mean']:.2f}%"
+  return text + (f" ± {100 * stat['ci95']:.2f}" if len(stat["values"]) > 1
+                 else "")
+
+
+def markdown(summaries: list[dict[str, Any]], skipped: dict[str, str],
+             command: str, data_line: str) -> str:
+  """The results section: main table, per-split tables, figure links."""
+  lines = [f"Command: `{command}`", "", data_line, "",
+           "| Experiment | " + " | ".join(t for _, t in METRICS)
+           + " | Seeds | Time (s) |",
+           "| --- " * (len(METRICS) + 3) + "|"]
+  for s in summaries:
+    stats = s["average"]
+    label = s["title"] + (f" (mean over {len(s['splits'])} splits)"
+                          if len(s["splits"]) > 1 else "")
+    seconds = f"{s['seconds']:.0f}" if s.get("seconds") else "-"
+    lines.append(f"| {label} (`{s['name']}`) | "
+                 + " | ".join(_pct(stats[k]) for k, _ in METRICS)
+                 + f" | {s['seeds']} | {seconds} |")
+  for s in summaries:
+    if len(s["splits"]) > 1:
+      lines += ["", f"Per split, `{s['name']}` ({s['title']}):", "",
+                "| Held out | Speech classifier | Annotation | Retrieval |",
+                "| --- | --- | --- | --- |"]
+      for name, stats in s["splits"].items():
+        lines.append(f"| {name} | {_pct(stats['speech_classifier'])} | "
+                     f"{_pct(stats['annotation'])} | "
+                     f"{_pct(stats['retrieval'])} |")
+  classifiers = [s for s in summaries
+                 if s["average"]["image_classifier"] is not None
+                 or s["average"]["speech_classifier"] is not None]
+  if classifiers:
+    lines += ["", "Pretrained classifiers' test accuracy (where used):", "",
+              "| Experiment | Image convnet | Speech convnet |",
+              "| --- | --- | --- |"]
+    for s in classifiers:
+      lines.append(f"| `{s['name']}` | "
+                   f"{_pct(s['average']['image_classifier'])} | "
+                   f"{_pct(s['average']['speech_classifier'])} |")
+  if skipped:
+    lines += ["", "Not run: " + "; ".join(f"`{k}` ({v})"
+                                          for k, v in skipped.items())]
+  return "\n".join(lines) + "\n"
+
+
+def figures(summaries: list[dict[str, Any]],
+            directory: pathlib.Path) -> list[pathlib.Path]:
+  """robustness_image.png and robustness_audio.png: annotation (solid) and
+  retrieval (dashed) against corruption strength, mean with 95% CI bars."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  robust = [s for s in summaries if "robustness" in s]
+  if not robust:
+    return []
+  directory.mkdir(parents=True, exist_ok=True)
+  written = []
+  for name, kinds in (("robustness_image.png", CORRUPTIONS[:2]),
+                      ("robustness_audio.png", CORRUPTIONS[2:])):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for ax, (kind, xlabel) in zip(axes, kinds, strict=True):
+      for i, s in enumerate(robust):
+        points = s["robustness"][kind]
+        x = [p["strength"] for p in points]
+        for metric, style in (("annotation", "-"), ("retrieval", "--")):
+          ax.errorbar(x, [100 * p[metric]["mean"] for p in points],
+                      yerr=[100 * p[metric]["ci95"] for p in points],
+                      fmt=style + "o", color=f"C{i}", markersize=3,
+                      capsize=2, label=f"{s['name']} {metric}")
+      if kind.startswith("audio"):
+        ax.invert_xaxis()
+      ax.set_xlabel(xlabel)
+      ax.set_ylabel("accuracy (%)")
+      ax.set_ylim(0, 100)
+      ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    path = directory / name
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+  return written

@@ -1,0 +1,158 @@
+r"""Runs the study: every experiment config, >= 5 seeds each, one table.
+
+  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+      [--only=two_stage,loso] [--seeds=5] [--readme=README.md \
+      --figures_dir=docs/study] [--set=train.steps=200 ...]
+
+Writes <workdir>/study.json, study.md and the robustness figures (to
+--figures_dir, default <workdir>/figures); with --readme, also replaces the
+part of that file between `<!-- study:begin -->` and `<!-- study:end -->`.
+Every (experiment, split, seed) is a resumable stage: run the same command
+again after a kill and finished work is skipped. Experiments whose corpus
+is missing from the data directory (TIDIGITS, AudioMNIST) are listed as not
+run.
+"""
+
+import ast
+import importlib
+import os
+import pathlib
+import sys
+import time
+
+from absl import flags, logging
+
+from avdigits import study, study_report
+from avdigits.data import sources
+from avdigits.errors import ConfigError, DataError
+from avdigits.workdir import write_json_atomic
+from experiments import cli
+
+EXPERIMENTS = (
+    "two_stage", "hinge", "hinge_clamp", "symmetric_hinge", "paper_sgd",
+    "paper_sgd_clamp", "random_speech", "random_image", "joint_random",
+    "joint_pretrained", "robust", "loso", "children", "audiomnist_folds")
+BEGIN, END = "<!-- study:begin -->", "<!-- study:end -->"
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where every stage and the "
+                               "study's tables are written.", required=True)
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Data directory (mnist/, fsdd/, tidigits/, "
+    "audiomnist/); default $AVDIGITS_DATA_DIR, else TFDS.")
+_ONLY = flags.DEFINE_list("only", None, "Experiments to run (names of "
+                          "experiments/configs/study/*.py); default all.")
+_SEEDS = flags.DEFINE_integer("seeds", None, "Seeds per experiment "
+                              "(overrides each config's 5).")
+_SET = flags.DEFINE_multi_string("set", [], "KEY=VALUE overrides applied to "
+                                 "every experiment's config, e.g. "
+                                 "train.steps=200.")
+_README = flags.DEFINE_string("readme", None, "Markdown file whose "
+                              f"{BEGIN}...{END} part is replaced.")
+_FIGURES = flags.DEFINE_string("figures_dir", None, "Where the figures go "
+                               "(default <workdir>/figures).")
+
+
+def load_config(name: str, overrides: list[str]):
+  if name not in EXPERIMENTS:
+    raise ConfigError(f"--only: unknown experiment {name!r}; choose from "
+                      f"{', '.join(EXPERIMENTS)}")
+  cfg = importlib.import_module(
+      f"experiments.configs.study.{name}").get_config()
+  for item in overrides:
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise ConfigError(f"--set={item!r}: expected KEY=VALUE")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    *sections, field = key.split(".")
+    node = cfg
+    for section in sections:
+      node = node.get(section) if hasattr(node, "get") else None
+    if not hasattr(node, "get") or field not in node:
+      raise ConfigError(f"--set={item!r}: {name} has no setting {key!r}")
+    try:
+      node[field] = value
+    except (TypeError, ValueError) as error:
+      raise ConfigError(f"--set={item!r}: {error}") from None
+  if _SEEDS.value is not None:
+    cfg.seeds = _SEEDS.value
+  study.validate(cfg)
+  return cfg
+
+
+def update_readme(path: pathlib.Path, section: str,
+                  figures: list[pathlib.Path]) -> None:
+  text = path.read_text()
+  if BEGIN not in text or END not in text:
+    raise ConfigError(f"--readme={path}: no {BEGIN} ... {END} markers")
+  links = "".join(
+      f"\n![{f.stem}]({os.path.relpath(f, path.parent)})\n" for f in figures)
+  head, rest = text.split(BEGIN, 1)
+  _, tail = rest.split(END, 1)
+  path.write_text(f"{head}{BEGIN}\n{section}{links}{END}{tail}")
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise ConfigError(f"unexpected arguments {argv[1:]}")
+  names = _ONLY.value or list(EXPERIMENTS)
+  configs = [load_config(n, _SET.value) for n in names]
+  workdir = pathlib.Path(_WORKDIR.value)
+  data_dir = sources.resolve_data_dir(_DATA_DIR.value)
+  start = time.perf_counter()
+  loaded, summaries, skipped, data_seconds = {}, [], {}, 0.0
+  for cfg in configs:
+    key = study.data_key(cfg)
+    if key not in loaded:
+      t0 = time.perf_counter()
+      try:
+        loaded[key] = study.load_data(cfg, data_dir)
+      except DataError as error:
+        if cfg.data.speech in ("tidigits", "audiomnist"):
+          loaded[key] = str(error).splitlines()[0]
+        else:
+          raise
+      data_seconds += time.perf_counter() - t0
+    if isinstance(loaded[key], str):
+      skipped[cfg.name] = loaded[key]
+      logging.info("study: skipping %s: %s", cfg.name, loaded[key])
+      continue
+    t0 = time.perf_counter()
+    result = study.run_experiment(cfg, loaded[key], workdir)
+    result["seconds"] = time.perf_counter() - t0
+    summaries.append(study_report.summarise(result))
+    print(f"{cfg.name}: annotation "
+          f"{summaries[-1]['average']['annotation']['mean']:.4f} retrieval "
+          f"{summaries[-1]['average']['retrieval']['mean']:.4f} "
+          f"({result['seconds']:.0f} s)", flush=True)
+  total = time.perf_counter() - start
+  figures_dir = pathlib.Path(_FIGURES.value or workdir / "figures")
+  figures = study_report.figures(summaries, figures_dir)
+  command = " ".join(["python -m experiments.study"] + sys.argv[1:])
+  any_data = next((v for v in loaded.values() if not isinstance(v, str)),
+                  None)
+  if any_data is None:
+    raise DataError("study: no experiment had its data: "
+                    + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+  data_line = (f"Data: {any_data.speech.source}; "
+               f"{len(any_data.image_train)} train / "
+               f"{len(any_data.image_test)} test images. Seeds 0-"
+               f"{max(c.seeds for c in configs) - 1}; 95% t-intervals over "
+               f"seeds. Loading and features: {data_seconds:.0f} s; whole "
+               f"study: {total:.0f} s ({total / 60:.1f} min).")
+  section = study_report.markdown(summaries, skipped, command, data_line)
+  write_json_atomic(workdir / "study.json",
+                    {"summaries": summaries, "skipped": skipped,
+                     "seconds": total, "data_seconds": data_seconds,
+                     "command": command})
+  (workdir / "study.md").write_text(section)
+  if _README.value:
+    update_readme(pathlib.Path(_README.value), section, figures)
+  print(f"study: {len(summaries)} experiments in {total:.0f} s -> "
+        f"{workdir}/study.md")
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,186 @@
+"""The study: split expansion, summaries, and `experiments.study` end to end
+on synthetic data (no ../shared needed)."""
+
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from avdigits import study, study_report
+from avdigits.data.types import SpeechSet
+from avdigits.errors import ConfigError
+from experiments.configs.study import base
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _speech(speakers, subsets=None):
+  n = len(speakers)
+  return SpeechSet(
+      waveforms=[np.zeros(800, np.float32)] * n, sample_rate=8000,
+      labels=np.arange(n, dtype=np.int32) % 10,
+      speakers=np.asarray(speakers),
+      subset=np.asarray(subsets or ["train"] * n),
+      utterance_ids=np.asarray([f"u{i}" for i in range(n)]), num_classes=10,
+      source="toy")
+
+
+def test_loso_star_holds_out_every_speaker_in_turn():
+  speech = _speech(["a", "b", "c"] * 10)
+  out = study.expand_splits(speech, "loso:*")
+  assert [s.name for s in out] == ["a", "b", "c"]
+  for s in out:
+    assert set(speech.speakers[s.test]) == {s.name}
+    assert s.name not in set(speech.speakers[s.train])
+
+
+def test_folds_are_speaker_disjoint_and_cover_everyone():
+  speech = _speech([f"s{i}" for i in range(5)] * 10)
+  out = study.expand_splits(speech, "folds:2")
+  held = [set(speech.speakers[s.test]) for s in out]
+  assert held[0].isdisjoint(held[1])
+  assert held[0] | held[1] == {f"s{i}" for i in range(5)}
+  with pytest.raises(ConfigError, match="folds:9"):
+    study.expand_splits(speech, "folds:9")
+
+
+def test_children_split_trains_on_adults_and_tests_on_children():
+  speakers = ["man/a", "woman/b", "boy/c", "girl/d"] * 5
+  subsets = (["train"] * 4 + ["test"] * 4) * 2 + ["train"] * 4
+  speech = _speech(speakers, subsets)
+  (split,) = study.expand_splits(speech, "children")
+  assert all(s.split("/")[0] in ("man", "woman")
+             for s in speech.speakers[split.train])
+  assert all(s.split("/")[0] in ("boy", "girl")
+             for s in speech.speakers[split.test])
+  assert set(speech.subset[split.test]) == {"test"}
+  with pytest.raises(ConfigError, match="children"):
+    study.expand_splits(_speech(["a"] * 10), "children")
+
+
+def test_validate_names_the_bad_field():
+  cfg = base.get_config()
+  cfg.model.image = "frozen"
+  with pytest.raises(ConfigError, match="model.image"):
+    study.validate(cfg)
+  cfg = base.get_config()
+  cfg.train.trainer = "paper_sgd"
+  cfg.model.speech = "random_tuned"
+  with pytest.raises(ConfigError, match="paper_sgd"):
+    study.validate(cfg)
+
+
+def _run(seed, split, annotation, robust=True):
+  run = {"seed": seed, "split": split, "annotation": annotation,
+         "retrieval": annotation - 0.1, "train_seconds": 1.0,
+         "recall": {"image_to_speech": {"R@1": 0.5},
+                    "speech_to_image": {"R@1": 0.4}},
+         "image_classifier_accuracy": 0.9, "speech_classifier_accuracy": None}
+  if robust:
+    run["robustness"] = {
+        kind: [{"strength": s, "annotation": annotation / (1 + s),
+                "retrieval": annotation / (2 + s)} for s in (0.0, 1.0)]
+        for kind, _ in study_report.CORRUPTIONS}
+  return run
+
+
+def test_summary_averages_splits_per_seed(tmp_path):
+  runs = [_run(seed, split, a) for seed, split, a in
+          ((0, "x", 0.8), (0, "y", 0.6), (1, "x", 0.9), (1, "y", 0.7))]
+  s = study_report.summarise({"name": "e", "title": "t", "runs": runs,
+                              "seconds": 12.0})
+  assert s["splits"]["x"]["annotation"]["values"] == [0.8, 0.9]
+  np.testing.assert_allclose(s["average"]["annotation"]["values"], [0.7, 0.8])
+  assert s["average"]["speech_classifier"] is None
+  text = study_report.markdown([s], {"other": "no corpus"}, "cmd", "data")
+  assert "75.00% ±" in text and "Per split" in text and "`other`" in text
+  paths = study_report.figures([s], tmp_path)
+  assert [p.name for p in paths] == ["robustness_image.png",
+                                     "robustness_audio.png"]
+  assert all(p.stat().st_size > 5000 for p in paths)
+
+
+TINY = [
+    "--set=data.images='synthetic'", "--set=data.speech='synthetic'",
+    "--set=data.speech_splits=('stratified',)",
+    "--set=data.synthetic_images_per_class=40",
+    "--set=data.synthetic_speech_per_class=8",
+    "--set=image.widths=(4,8)", "--set=image.hidden=32",
+    "--set=image.batch_size=16", "--set=image.epochs=2",
+    "--set=speech.hidden=32", "--set=speech.batch_size=16",
+    "--set=speech.steps=30", "--set=train.steps=30",
+    "--set=train.steps_per_chunk=10", "--set=train.groups=2",
+    "--set=model.embed_dim=16", "--set=eval.trials=10",
+    "--set=eval.image_noise=(0.0,0.5)", "--set=eval.occlusion=(0,10)",
+    "--set=eval.snr_db=(20.0,0.0)", "--seeds=2",
+    "--only=two_stage,joint_random,paper_sgd_clamp",
+]
+
+
+def _study(workdir, *extra):
+  import os
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("AVDIGITS_DATA_DIR", None)
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.study", f"--workdir={workdir}",
+       *TINY, *extra], cwd=REPO, env=env, capture_output=True, text=True,
+      timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads((pathlib.Path(workdir) / "study.json").read_text())
+
+
+def _numbers(result):
+  return [(s["name"], s["average"]["annotation"]["values"],
+           s["average"]["retrieval"]["values"]) for s in result["summaries"]]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("study")
+  readme = workdir / "README.md"
+  readme.write_text("# x\n<!-- study:begin -->\nold\n<!-- study:end -->\n"
+                    "tail\n")
+  return workdir, _study(workdir, f"--readme={readme}")
+
+
+def test_study_writes_tables_figures_and_the_readme(reference):
+  workdir, result = reference
+  names = [s["name"] for s in result["summaries"]]
+  assert names == ["two_stage", "joint_random", "paper_sgd_clamp"]
+  for s in result["summaries"]:
+    assert s["seeds"] == 2 and len(s["average"]["annotation"]["values"]) == 2
+  assert "robustness" in result["summaries"][0]
+  readme = (workdir / "README.md").read_text()
+  assert "old" not in readme and readme.endswith("tail\n")
+  assert "| two-stage, InfoNCE, Adam (`two_stage`) |" in readme
+  assert "![robustness_image](figures/robustness_image.png)" in readme
+  assert (workdir / "figures" / "robustness_audio.png").stat().st_size > 5000
+
+
+def test_rerun_skips_finished_runs_and_repeats_the_numbers(reference):
+  workdir, result = reference
+  start = time.perf_counter()
+  again = _study(workdir)
+  assert _numbers(again) == _numbers(result)
+  assert time.perf_counter() - start < 120
+
+
+def test_same_seeds_give_the_same_numbers(reference, tmp_path):
+  fresh = _study(tmp_path, "--only=joint_random,random_image")
+  assert _numbers(fresh)[:1] == _numbers(reference[1])[1:2]
+  assert fresh["summaries"][1]["name"] == "random_image"
+
+
+def test_bad_override_and_unknown_experiment_are_one_line_errors(tmp_path):
+  for flag, message in (("--set=train.nope=1", "train.nope"),
+                        ("--only=bogus", "bogus"),
+                        ("--set=model.image='half'", "model.image")):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.study", f"--workdir={tmp_path}",
+         flag], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr

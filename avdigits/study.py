@@ -267,7 +267,8 @@ def noisy_test_features(cfg, data: StudyData, split: SpeechSplit, kind: str,
   if key not in data.noisy_cache:
     waves = [data.speech.waveforms[i] for i in split.test]
     pool = [data.speech.waveforms[i] for i in split.train]
-    noisy = corrupt.add_noise(waves, kind, snr_db, seed=int(snr_db * 10) + 1,
+    noisy = corrupt.add_noise(waves, kind, snr_db,
+                              seed=int(round(snr_db * 10)) % 100_003,
                               pool=pool)
     data.noisy_cache[key] = log_mel(cfg, noisy, data.speech.sample_rate)
   return data.noisy_cache[key]

@@ -42,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.image.kernel_size = 5
   c.image.hidden = 512
   c.image.batch_size = 64
-  c.image.epochs = 6
+  c.image.epochs = 5
   c.image.optimizer = "adam"
   c.image.learning_rate = 1e-3
   c.image.lr_schedule = "cosine"
@@ -52,7 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.speech = ml_collections.ConfigDict()
   c.speech.hidden = 512
   c.speech.batch_size = 64
-  c.speech.steps = 1000
+  c.speech.steps = 800
   c.speech.optimizer = "adam"
   c.speech.learning_rate = 1e-3
   c.speech.lr_schedule = "cosine"
@@ -75,7 +75,7 @@ def get_config() -> ml_collections.ConfigDict:
   # convnets frozen).
   c.train = ml_collections.ConfigDict()
   c.train.trainer = "groups"
-  c.train.steps = 1500
+  c.train.steps = 1000
   c.train.steps_per_chunk = 250
   c.train.groups = 6
   c.train.optimizer = "adam"

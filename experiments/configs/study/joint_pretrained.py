@@ -16,6 +16,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.title = "joint, from pretrained classifiers"
   c.model.image = "pretrained_tuned"
   c.model.speech = "pretrained_tuned"
-  c.train.steps = 1000
+  c.train.steps = 500
   c.train.learning_rate = 3e-4
   return c

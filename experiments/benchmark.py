@@ -9,7 +9,8 @@ reported separately): median, min and max over --repeats timed blocks, on
 whatever device JAX sees. Stable keys (medians):
 image_train_images_per_s.{64,256}, speech_train_utterances_per_s.{64,256},
 align_iterations_per_s, features_utterances_per_s.{python_speech_features,
-jax}, reproduce_seconds.
+jax}, seed_vmap5_examples_per_s.{image,image_study,speech_study}.{one_seed,
+vmapped}, reproduce_seconds.
 """
 
 import os
@@ -24,9 +25,10 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from absl import flags
 
-from avdigits import align, features, models
+from avdigits import align, features, losses, models
 from avdigits.data import sources
 from avdigits.data.synthetic import synthetic_speech
 from avdigits.errors import ConfigError
@@ -45,6 +47,9 @@ _ALIGN_ITERATIONS = flags.DEFINE_integer(
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Real FSDD for the feature benchmark (default "
     "$AVDIGITS_DATA_DIR; synthetic speech without one).")
+_VMAP_SEEDS = flags.DEFINE_integer(
+    "vmap_seeds", 5, "Also time one training step vmapped over this many "
+    "seeds against one seed's step (0: skip).")
 _REPRODUCE = flags.DEFINE_bool(
     "reproduce", False, "Also time a whole paper-config reproduce run.")
 
@@ -88,6 +93,47 @@ def bench_classifier(model, shape: tuple[int, ...], num_classes: int,
     return loss
 
   return _rate(_timed(block, repeats), batch_size * steps)
+
+
+def bench_seed_vmap(model, shape: tuple[int, ...], num_classes: int,
+                    seeds: int, batch_size: int, steps: int,
+                    repeats: int) -> dict:
+  """Examples/s of `seeds` models trained together by one vmapped Adam step
+  (each seed its own parameters and batch), against one model's step."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(seeds, batch_size, *shape)), jnp.float32)
+  y = jnp.asarray(rng.integers(0, num_classes, (seeds, batch_size)),
+                  jnp.int32)
+  tx = make_optimizer("adam", 1e-3, 1000)
+
+  def init(key):
+    params = model.init(key, x[0, :1])["params"]
+    return params, tx.init(params)
+
+  def step(params, opt_state, xb, yb):
+    grads = jax.grad(lambda p: losses.cross_entropy(
+        model.apply({"params": p}, xb), yb))(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  out = {}
+  for name, n, fn, args in (
+      ("one_seed", 1, jax.jit(step, donate_argnums=(0, 1)),
+       (x[0], y[0])),
+      ("vmapped", seeds, jax.jit(jax.vmap(step), donate_argnums=(0, 1)),
+       (x, y))):
+    keys = jax.random.split(jax.random.key(0), seeds)
+    state = {"s": init(keys[0]) if n == 1 else jax.vmap(init)(keys)}
+
+    def block(fn=fn, args=args, state=state):
+      params, opt_state = state["s"]
+      for _ in range(steps):
+        params, opt_state = fn(params, opt_state, *args)
+      state["s"] = (params, opt_state)
+      return params
+
+    out[name] = _rate(_timed(block, repeats), n * batch_size * steps)
+  return out
 
 
 def bench_align(iterations: int, repeats: int, hidden: int = 1024) -> dict:
@@ -171,6 +217,21 @@ def main(argv: list[str]) -> None:
                    for b in batch_sizes}
     result[key] = {b: d["median"] for b, d in detail[key].items()}
     print(key, {b: round(v) for b, v in result[key].items()}, flush=True)
+  if _VMAP_SEEDS.value > 0:
+    key = f"seed_vmap{_VMAP_SEEDS.value}_examples_per_s"
+    detail[key] = {}
+    for name, model, shape, classes in (
+        ("image", models.ImageNet(), (28, 28), 10),
+        ("image_study", models.ImageNet(widths=(16, 32)), (28, 28), 10),
+        ("speech_study", models.SpeechNet(hidden=512, num_classes=10),
+         (100, 23), 10)):
+      detail[key][name] = bench_seed_vmap(model, shape, classes,
+                                          _VMAP_SEEDS.value, 64,
+                                          _STEPS.value, repeats)
+    result[key] = {name: {k: v["median"] for k, v in d.items()}
+                   for name, d in detail[key].items()}
+    print(key, {n: {k: round(v) for k, v in d.items()}
+                for n, d in result[key].items()}, flush=True)
   detail["align_iterations_per_s"] = bench_align(_ALIGN_ITERATIONS.value,
                                                  repeats)
   result["align_iterations_per_s"] = detail["align_iterations_per_s"][

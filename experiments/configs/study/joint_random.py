@@ -17,6 +17,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.title = "joint, from random init (pairs only)"
   c.model.image = "random_tuned"
   c.model.speech = "random_tuned"
-  c.train.steps = 1500
+  c.train.steps = 3000
   c.eval.robustness = True
   return c

@@ -15,6 +15,4 @@ def get_config() -> ml_collections.ConfigDict:
   c.name = "loso"
   c.title = "two-stage, leave one speaker out"
   c.data.speech_splits = ("loso:*",)
-  c.speech.augment = "warp"
-  c.train.speech_augment = "warp"
   return c

@@ -49,6 +49,8 @@ PREEMPHASIS = 0.97
 LOW_FREQ_HZ = 20.0
 INT16_SCALE = 32768.0
 LOG_FLOOR = float(np.finfo(np.float32).eps)
+VTLN_LOW_HZ = 100.0    # Kaldi's --vtln-low
+VTLN_HIGH_HZ = -500.0  # Kaldi's --vtln-high (negative: from Nyquist)
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -146,22 +148,54 @@ def _mel(hz):
   return 1127.0 * np.log1p(np.asarray(hz, np.float64) / 700.0)
 
 
+def vtln_warp_hz(hz: np.ndarray, warp: float, sample_rate: int) -> np.ndarray:
+  """Kaldi's piecewise-linear VTLN frequency warp (`VtlnWarpFreq`).
+
+  Frequencies between the inflection points are scaled by 1 / warp; below
+  and above them two lines keep 20 Hz and Nyquist fixed. Kaldi's default
+  inflection points: 100 Hz and Nyquist - 500 Hz. warp 1.0 is the identity.
+  """
+  hz = np.asarray(hz, np.float64)
+  if warp == 1.0:
+    return hz
+  low_hz, high_hz = LOW_FREQ_HZ, sample_rate / 2
+  lower = VTLN_LOW_HZ * max(1.0, warp)
+  upper = (high_hz + VTLN_HIGH_HZ) * min(1.0, warp)
+  scale = 1.0 / warp
+  left = low_hz + (scale * lower - low_hz) / (lower - low_hz) * (hz - low_hz)
+  right = high_hz + (high_hz - scale * upper) / (high_hz - upper) * (
+      hz - high_hz)
+  warped = np.where(hz < lower, left, np.where(hz < upper, scale * hz, right))
+  return np.where((hz < low_hz) | (hz > high_hz), hz, warped)
+
+
 @functools.cache
-def kaldi_mel_banks(num_bins: int, sample_rate: int) -> np.ndarray:
+def kaldi_mel_banks(num_bins: int, sample_rate: int,
+                    warp: float = 1.0) -> np.ndarray:
   """Kaldi's mel triangles as a [fft_size // 2 + 1, num_bins] float64 matrix.
 
   Triangles are linear in mel (1127 ln(1 + f / 700)) between equally spaced
   mel points from 20 Hz to Nyquist, evaluated at each FFT bin's frequency with
   no quantisation of the edges; the Nyquist bin gets no weight (as in Kaldi).
+  With warp != 1 the triangles' edges move by Kaldi's VTLN warp
+  (`vtln_warp_hz`): between the inflection points each edge sits at 1 / warp
+  of its frequency, so the features are those of a voice whose formants are
+  scaled by 1 / warp (vocal tract length perturbation).
   """
   if not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
     raise ConfigError(f"num_bins: must be a positive int, got {num_bins!r}")
+  if not 0.5 <= warp <= 2.0:
+    raise ConfigError(f"warp: VTLN factor {warp!r} must be in [0.5, 2]")
   geo = _geometry(sample_rate)
   low, high = _mel(LOW_FREQ_HZ), _mel(sample_rate / 2)
   delta = (high - low) / (num_bins + 1)
   fft_mel = _mel(np.arange(geo.fft_size // 2) * sample_rate / geo.fft_size)
   left = low + delta * np.arange(num_bins)[None, :]
   centre, right = left + delta, left + 2 * delta
+  if warp != 1.0:
+    left, centre, right = (
+        _mel(vtln_warp_hz(700.0 * np.expm1(edge / 1127.0), warp,
+                          sample_rate)) for edge in (left, centre, right))
   mel = fft_mel[:, None]
   weights = np.where(mel <= centre, (mel - left) / (centre - left),
                      (right - mel) / (right - centre))
@@ -258,9 +292,10 @@ class _JaxTables:
 
 
 @functools.cache
-def _jax_tables(sample_rate: int, num_bins: int) -> _JaxTables:
+def _jax_tables(sample_rate: int, num_bins: int,
+                warp: float = 1.0) -> _JaxTables:
   geo = _geometry(sample_rate)
-  mel_banks = kaldi_mel_banks(num_bins, sample_rate)
+  mel_banks = kaldi_mel_banks(num_bins, sample_rate, warp)
   window = INT16_SCALE * povey_window(geo.window)
   quarter = geo.fft_size // 4
   n = np.arange(quarter)
@@ -392,11 +427,13 @@ def log_mel_jax(waveforms: jax.Array, lengths: jax.Array, sample_rate: int, *,
   return jnp.where(inside[..., None], picked, 0.0)
 
 
-@functools.partial(jax.jit, static_argnames=("sample_rate", "num_bins"))
+@functools.partial(jax.jit,
+                   static_argnames=("sample_rate", "num_bins", "warp"))
 def _log_mel_packed(signal: jax.Array, starts: jax.Array, sample_rate: int,
-                    num_bins: int) -> jax.Array:
+                    num_bins: int, warp: float = 1.0) -> jax.Array:
   """Log-mel of frames at `starts` in one packed signal -> [F, num_bins]."""
-  return _log_mel_at(signal, starts, _jax_tables(sample_rate, num_bins))
+  return _log_mel_at(signal, starts,
+                     _jax_tables(sample_rate, num_bins, warp))
 
 
 # --------------------------------------------------------------- dispatcher
@@ -440,8 +477,8 @@ def _pack_blocks(kept: list[int], piece: list[int], capacity: int,
 
 
 def _log_mel_jax_packed(waves: list[np.ndarray], sample_rate: int,
-                        num_bins: int, num_frames: int, batch_size: int
-                        ) -> np.ndarray:
+                        num_bins: int, num_frames: int, batch_size: int,
+                        warp: float = 1.0) -> np.ndarray:
   """The jax backend for a list: frames packed end to end, no padding waste.
 
   Each utterance is cut to the samples its kept frames read and the pieces
@@ -450,7 +487,7 @@ def _log_mel_jax_packed(waves: list[np.ndarray], sample_rate: int,
   last frames); the results are scattered to their centred places. Same
   numbers as `log_mel_jax`.
   """
-  tables = _jax_tables(sample_rate, num_bins)
+  tables = _jax_tables(sample_rate, num_bins, warp)
   geo = tables.geometry
   out = np.zeros((len(waves), num_frames, num_bins), np.float32)
   utterances, kept, first, used, piece = [], [], [], [], []
@@ -483,7 +520,8 @@ def _log_mel_jax_packed(waves: list[np.ndarray], sample_rate: int,
     owner = np.repeat(np.array(utterances)[members], counts)
     place = index + np.repeat((num_frames - counts) // 2, counts)
     pending.append((owner, place, _log_mel_packed(
-        signal, starts, sample_rate=sample_rate, num_bins=num_bins)))
+        signal, starts, sample_rate=sample_rate, num_bins=num_bins,
+        warp=warp)))
   for owner, place, feats in pending:
     out[owner, place] = np.asarray(feats)[:len(owner)]
   return out
@@ -501,10 +539,25 @@ def _subtract_means(feats: np.ndarray, total_frames: np.ndarray,
       np.float32)
 
 
+def _divide_stds(feats: np.ndarray, total_frames: np.ndarray,
+                 num_frames: int) -> np.ndarray:
+  """CVN on centred features: std over each utterance's kept frames."""
+  kept = np.minimum(total_frames, num_frames)
+  offset = (num_frames - kept) // 2
+  frame = np.arange(num_frames)[None, :]
+  valid = (frame >= offset[:, None]) & (frame < (offset + kept)[:, None])
+  count = np.maximum(kept, 1)[:, None]
+  mean = feats.sum(axis=1) / count
+  var = np.where(valid[..., None], (feats - mean[:, None, :]) ** 2,
+                 0.0).sum(axis=1) / count
+  return (feats / np.sqrt(var + 1e-3)[:, None, :]).astype(np.float32)
+
+
 def log_mel(waveforms: Sequence[np.ndarray], sample_rate: int, *,
             backend: str = "jax", num_bins: int = NUM_BINS,
             num_frames: int = NUM_FRAMES, batch_size: int = 512,
-            cmn: bool = False) -> np.ndarray:
+            cmn: bool = False, cvn: bool = False,
+            warp: float = 1.0) -> np.ndarray:
   """Centred log-mel features of many utterances -> float32 [N, frames, bins].
 
   Args:
@@ -517,6 +570,10 @@ def log_mel(waveforms: Sequence[np.ndarray], sample_rate: int, *,
     batch_size: most utterances per jax call.
     cmn: subtract each utterance's mean feature vector (over its kept frames)
       before zero padding, so padding sits at the mean.
+    cvn: divide each utterance's features by their standard deviation per
+      bin over its kept frames (after `cmn`, if set).
+    warp: VTLN factor of the mel filterbank (`kaldi_mel_banks`); jax backend
+      only; 1.0 is Kaldi's plain filterbank.
 
   Returns:
     float32 [N, num_frames, num_bins]; utterances shorter than one window
@@ -528,18 +585,48 @@ def log_mel(waveforms: Sequence[np.ndarray], sample_rate: int, *,
   _check_num_frames(num_frames)
   if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
     raise ConfigError(f"batch_size: must be a positive int, got {batch_size!r}")
-  kaldi_mel_banks(num_bins, sample_rate)  # Validates both.
+  kaldi_mel_banks(num_bins, sample_rate, warp)  # Validates all three.
+  if warp != 1.0 and backend != "jax":
+    raise ConfigError(f"warp: VTLN needs the jax feature backend, not "
+                      f"{backend!r}")
   waves = [_as_waveform(w, i) for i, w in enumerate(waveforms)]
   if backend == "jax":
     feats = _log_mel_jax_packed(waves, sample_rate, num_bins, num_frames,
-                                batch_size)
+                                batch_size, float(warp))
   else:
     feats = np.zeros((len(waves), num_frames, num_bins), np.float32)
     for i, wave in enumerate(waves):
       feats[i] = centre_frames(
           log_mel_psf(wave, sample_rate, num_bins=num_bins), num_frames)
+  frames = np.array([num_kaldi_frames(len(w), sample_rate) for w in waves],
+                    dtype=np.int64)
   if cmn:
-    frames = np.array([num_kaldi_frames(len(w), sample_rate) for w in waves],
-                      dtype=np.int64)
     feats = _subtract_means(feats, frames, num_frames)
+  if cvn:
+    feats = _divide_stds(feats, frames, num_frames)
   return feats
+
+
+def speaker_normalise(feats: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+  """Per-speaker mean and variance normalisation of centred features.
+
+  Each speaker's statistics come from all of that speaker's frames in
+  `feats` (transductive at test time: a new speaker is normalised by its own
+  other utterances); zero padding frames are left at zero.
+  """
+  feats = np.asarray(feats, np.float32)
+  speakers = np.asarray(speakers)
+  if len(speakers) != len(feats):
+    raise DataError(f"speaker_normalise: {len(speakers)} speakers for "
+                    f"{len(feats)} utterances")
+  out = np.zeros_like(feats)
+  frames = np.abs(feats).sum(-1) > 0                    # [N, T]
+  for speaker in np.unique(speakers):
+    rows = speakers == speaker
+    block, valid = feats[rows], frames[rows]
+    voiced = block[valid]
+    if not len(voiced):
+      continue
+    mean, std = voiced.mean(0), voiced.std(0) + 1e-3
+    out[rows] = np.where(valid[..., None], (block - mean) / std, 0.0)
+  return out

@@ -1,0 +1,119 @@
+"""The speech training set for speaker independence: real utterances plus
+perturbed copies and synthetic voices, featurised.
+
+Settings come from a config's `speech` section (see
+experiments/configs/paper.py): `speed_factors` (one speed-perturbed copy of
+every training utterance per factor), `vtlp_factors` (one copy per factor
+with the mel filterbank warped), `channel_copies` (copies through random
+microphones and rooms, `perturb.channel`), `synthetic_voices` (eSpeak NG
+utterances per class, `data.voices`) and `synthetic_only` (train on the
+synthetic voices alone). Every copy is a deterministic function of the
+utterance, the factor and `seed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from avdigits import perturb
+from avdigits.data import voices
+from avdigits.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Expansion:
+  """What the speech training set adds to (or replaces) the real one."""
+  speed_factors: tuple[float, ...] = ()
+  vtlp_factors: tuple[float, ...] = ()
+  channel_copies: int = 0
+  synthetic_voices: int = 0
+  synthetic_only: bool = False
+  cache_dir: str = ""
+
+  @classmethod
+  def from_config(cls, speech, cache_dir: str = "") -> Expansion:
+    """Reads the keys above from a config section (absent ones: none)."""
+    get = lambda name, default: speech.get(name, default)
+    return cls(
+        speed_factors=tuple(float(f) for f in get("speed_factors", ())),
+        vtlp_factors=tuple(float(f) for f in get("vtlp_factors", ())),
+        channel_copies=int(get("channel_copies", 0)),
+        synthetic_voices=int(get("synthetic_voices", 0)),
+        synthetic_only=bool(get("synthetic_only", False)),
+        cache_dir=cache_dir)
+
+  def validate(self, flag: str = "speech") -> None:
+    for name in ("speed_factors", "vtlp_factors"):
+      for factor in getattr(self, name):
+        if not 0.5 <= factor <= 2.0:
+          raise ConfigError(f"--config.{flag}.{name}: factor {factor} must "
+                            f"be in [0.5, 2]")
+    for name in ("channel_copies", "synthetic_voices"):
+      if getattr(self, name) < 0:
+        raise ConfigError(f"--config.{flag}.{name} must be >= 0, got "
+                          f"{getattr(self, name)}")
+    if self.synthetic_only and not self.synthetic_voices:
+      raise ConfigError(f"--config.{flag}.synthetic_only needs "
+                        f"--config.{flag}.synthetic_voices > 0")
+
+  def key(self) -> dict:
+    """What identifies the expanded set (for stage keys)."""
+    out = dataclasses.asdict(self)
+    out.pop("cache_dir")
+    return out
+
+
+FeatureFn = Callable[..., np.ndarray]  # (waveforms, warp=1.0) -> features
+
+
+def expand(expansion: Expansion, waveforms: Sequence[np.ndarray],
+           labels: np.ndarray, speakers: np.ndarray, *, sample_rate: int,
+           num_classes: int, features: FeatureFn, seed: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Features, labels and speakers of the training utterances and their
+  additions.
+
+  Args:
+    expansion: what to add.
+    waveforms, labels, speakers: the real training utterances.
+    sample_rate: Hz of the waveforms.
+    num_classes: speech classes of the task (synthetic voices speak these).
+    features: waveforms (and warp=) -> float32 [N, frames, bins].
+    seed: copies and synthetic voices are deterministic given it.
+
+  Returns:
+    (features [M, frames, bins], labels [M], speakers [M]): the real set
+    first (unless synthetic_only), then the copies in the order speed, VTLP,
+    channel (speaker "<speaker>/<copy>"), then the synthetic voices (speaker
+    "espeak/<voice>").
+  """
+  expansion.validate()
+  labels, speakers = np.asarray(labels), np.asarray(speakers).astype(str)
+  parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+  def add(feats: np.ndarray, copy: str | None) -> None:
+    who = speakers if copy is None else np.char.add(speakers, "/" + copy)
+    parts.append((feats, labels, who))
+
+  if not expansion.synthetic_only:
+    add(features(waveforms), None)
+    for factor in expansion.speed_factors:
+      add(features([perturb.speed(w, factor) for w in waveforms]),
+          f"speed{factor}")
+    for factor in expansion.vtlp_factors:
+      add(features(waveforms, warp=factor), f"vtlp{factor}")
+    for copy in range(expansion.channel_copies):
+      rng = np.random.default_rng([seed, 7, copy])
+      add(features([perturb.channel(w, sample_rate, rng)
+                    for w in waveforms]), f"channel{copy}")
+  if expansion.synthetic_voices:
+    bank = voices.voice_bank(expansion.synthetic_voices, num_classes,
+                             sample_rate=sample_rate, seed=seed,
+                             cache_dir=expansion.cache_dir or None)
+    parts.append((features(bank.waveforms), bank.labels, bank.speakers))
+  return (np.concatenate([p[0] for p in parts]),
+          np.concatenate([p[1] for p in parts]).astype(np.int32),
+          np.concatenate([p[2] for p in parts]))

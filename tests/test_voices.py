@@ -1,0 +1,144 @@
+"""The synthetic voice bank and its on-disk cache."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from avdigits import speech_data
+from avdigits.data import voices
+from avdigits.errors import ConfigError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_bank_is_deterministic_and_cached(tmp_path, monkeypatch):
+  bank = voices.voice_bank(2, 10, sample_rate=8000, seed=3,
+                           cache_dir=tmp_path)
+  assert len(bank.waveforms) == 20 and bank.num_classes == 10
+  np.testing.assert_array_equal(bank.labels, np.tile(np.arange(10), 2))
+  assert all(w.dtype == np.float32 and w.ndim == 1 for w in bank.waveforms)
+  assert len(set(bank.speakers.tolist())) > 5          # many voices
+  entries = list(tmp_path.glob("voices-*.npz"))
+  assert len(entries) == 1
+
+  def fail(_settings):
+    raise AssertionError("synthesised again instead of reading the cache")
+
+  monkeypatch.setattr(voices, "_synthesise", fail)
+  again = voices.voice_bank(2, 10, sample_rate=8000, seed=3,
+                            cache_dir=tmp_path)
+  for a, b in zip(bank.waveforms, again.waveforms, strict=True):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(bank.speakers, again.speakers)
+
+
+def test_settings_key_the_entry(tmp_path):
+  voices.voice_bank(1, 10, sample_rate=8000, seed=0, cache_dir=tmp_path)
+  voices.voice_bank(1, 10, sample_rate=8000, seed=1, cache_dir=tmp_path)
+  voices.voice_bank(1, 10, sample_rate=16000, seed=0, cache_dir=tmp_path)
+  assert len(list(tmp_path.glob("voices-*.npz"))) == 3
+
+
+def test_corrupt_entry_is_rebuilt(tmp_path):
+  first = voices.voice_bank(1, 10, sample_rate=8000, cache_dir=tmp_path)
+  [entry] = tmp_path.glob("voices-*.npz")
+  entry.write_bytes(entry.read_bytes()[:100])
+  again = voices.voice_bank(1, 10, sample_rate=8000, cache_dir=tmp_path)
+  np.testing.assert_array_equal(np.concatenate(first.waveforms),
+                                np.concatenate(again.waveforms))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"num_per_class": 0, "num_classes": 10}, "num_per_class"),
+    ({"num_per_class": 1, "num_classes": 12}, "at most 11"),
+])
+def test_bad_settings(tmp_path, kwargs, match):
+  with pytest.raises(ConfigError, match=match):
+    voices.voice_bank(**kwargs, sample_rate=8000, cache_dir=tmp_path)
+
+
+_SLOW_WRITER = """
+import sys, time, numpy as np
+from avdigits.data import voices
+real = np.savez
+def slow(f, **arrays):
+  f.write(b"PK partial")
+  f.flush()
+  print("writing", flush=True)
+  time.sleep(60)
+  real(f, **arrays)
+np.savez = slow
+voices.voice_bank(1, 10, sample_rate=8000, cache_dir=sys.argv[1])
+"""
+
+
+def test_sigkill_mid_write_leaves_no_entry(tmp_path):
+  proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(tmp_path)],
+                          cwd=REPO, stdout=subprocess.PIPE, text=True,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  try:
+    assert proc.stdout.readline().strip() == "writing"
+    assert list(tmp_path.glob(".voices-*.tmp"))     # the write is under way
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+  finally:
+    proc.kill()
+  assert not list(tmp_path.glob("voices-*.npz"))
+  start = time.perf_counter()
+  bank = voices.voice_bank(1, 10, sample_rate=8000, cache_dir=tmp_path)
+  assert len(bank.waveforms) == 10 and time.perf_counter() - start < 60
+  assert len(list(tmp_path.glob("voices-*.npz"))) == 1
+
+
+def test_expand_adds_copies_and_voices(tmp_path):
+  rng = np.random.default_rng(0)
+  waves = [rng.normal(0, 0.1, 3000).astype(np.float32) for _ in range(4)]
+  labels = np.array([0, 1, 2, 3])
+  speakers = np.array(["a", "a", "b", "b"])
+  calls = []
+
+  def feats(ws, warp=1.0):
+    calls.append(warp)
+    return np.stack([np.full((5, 2), len(w) * warp, np.float32)
+                     for w in ws])
+
+  expansion = speech_data.Expansion(speed_factors=(0.9, 1.1),
+                                    vtlp_factors=(1.1,), channel_copies=1,
+                                    synthetic_voices=1,
+                                    cache_dir=str(tmp_path))
+  x, y, who = speech_data.expand(expansion, waves, labels, speakers,
+                                 sample_rate=8000, num_classes=10,
+                                 features=feats, seed=0)
+  assert x.shape == (4 * 5 + 10, 5, 2) and len(y) == len(who) == 30
+  np.testing.assert_array_equal(y[:20], np.tile(labels, 5))
+  np.testing.assert_array_equal(y[20:], np.arange(10))
+  assert calls == [1.0, 1.0, 1.0, 1.1, 1.0, 1.0]
+  assert x[4, 0, 0] == pytest.approx(3000 / 0.9, abs=1)   # speed 0.9: longer
+  assert who[4] == "a/speed0.9" and who[-1].startswith("espeak/")
+  x2, _, _ = speech_data.expand(expansion, waves, labels, speakers,
+                                sample_rate=8000, num_classes=10,
+                                features=feats, seed=0)
+  np.testing.assert_array_equal(x, x2)
+  only = speech_data.Expansion(synthetic_voices=1, synthetic_only=True,
+                               cache_dir=str(tmp_path))
+  x3, y3, _ = speech_data.expand(only, waves, labels, speakers,
+                                 sample_rate=8000, num_classes=10,
+                                 features=feats, seed=0)
+  assert len(x3) == 10
+  np.testing.assert_array_equal(y3, np.arange(10))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"speed_factors": (0.1,)}, "speed_factors"),
+    ({"channel_copies": -1}, "channel_copies"),
+    ({"synthetic_only": True}, "synthetic_voices > 0"),
+])
+def test_expansion_validation(kwargs, match):
+  with pytest.raises(ConfigError, match=match):
+    speech_data.Expansion(**kwargs).validate()

@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from avdigits import evaluate, features, models
+from avdigits import evaluate, features, models, perturb, speech_data
 from avdigits.align import AlignSchedule, train_alignment
 from avdigits.checkpoint import Checkpointer
 from avdigits.data import audio, sources, splits
@@ -80,10 +80,12 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
                       f"{cfg.align.speech_hidden} is not among "
                       f"--config.speech.hidden_sizes="
                       f"{tuple(cfg.speech.hidden_sizes)}")
+  speech_data.Expansion.from_config(cfg.speech).validate()
   align_schedule(cfg).validate()
   make_optimizer(cfg.align.optimizer, cfg.align.learning_rate, 1,
                  schedule=cfg.align.lr_schedule, flag="align")
-  splits.parse_speech_split(cfg.data.speech_split)
+  if cfg.data.speech_split != "loso":
+    splits.parse_speech_split(cfg.data.speech_split)
   if cfg.data.images not in sources.IMAGE_SOURCES:
     raise ConfigError(f"--config.data.images={cfg.data.images!r}: choose "
                       f"one of {', '.join(sources.IMAGE_SOURCES)}")
@@ -92,18 +94,19 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
                       f"one of {', '.join(sources.SPEECH_SOURCES)}")
 
 
-def prepare_data(cfg: ml_collections.ConfigDict,
-                 data_dir: pathlib.Path | None, *,
-                 split_override: str | None = None) -> Prepared:
-  """Loads, splits and featurises both modalities.
+@dataclasses.dataclass
+class Corpora:
+  """Both corpora as loaded (before any split), with timings."""
+  images: ImageSet
+  speech: SpeechSet
+  timings: dict[str, float]
+  audio_checks: dict[str, Any]
 
-  Args:
-    cfg: the experiment config.
-    data_dir: resolved data directory (or None for TFDS / synthetic).
-    split_override: "all" makes every example test data (evaluation on
-      another corpus); None uses the config's splits.
-  """
-  timings = {}
+
+def load_corpora(cfg: ml_collections.ConfigDict,
+                 data_dir: pathlib.Path | None) -> Corpora:
+  """Loads both modalities; with features.trim, cuts each utterance's
+  leading and trailing silence (`perturb.trim_silence`)."""
   start = time.perf_counter()
   images = sources.load_images(
       cfg.data.images, data_dir, seed=cfg.seed,
@@ -113,8 +116,57 @@ def prepare_data(cfg: ml_collections.ConfigDict,
       sample_rate=cfg.data.sample_rate,
       synthetic_per_class=cfg.data.synthetic_speech_per_class,
       tidigits_children=cfg.data.tidigits_children)
-  timings["load"] = time.perf_counter() - start
-  image_mode = split_override or cfg.data.image_split
+  if cfg.features.get("trim", False):
+    speech = dataclasses.replace(speech, waveforms=[
+        perturb.trim_silence(w, speech.sample_rate)
+        for w in speech.waveforms])
+  return Corpora(images, speech, {"load": time.perf_counter() - start},
+                 _audio_checks(speech, cfg.features.num_frames))
+
+
+def speech_split_names(cfg: ml_collections.ConfigDict,
+                       corpora: Corpora) -> list[str]:
+  """The speech split specs one run covers: "loso" (no name) is every
+  speaker of the corpus in turn, anything else is itself."""
+  if cfg.data.speech_split != "loso":
+    return [cfg.data.speech_split]
+  speakers = sorted(set(corpora.speech.speakers.tolist()))
+  if len(speakers) < 2:
+    raise ConfigError(f"--config.data.speech_split=loso: "
+                      f"{corpora.speech.source} has {len(speakers)} "
+                      f"speaker(s); leaving one out needs at least 2")
+  return [f"loso:{name}" for name in speakers]
+
+
+def _log_mel(cfg, waveforms, sample_rate: int, warp: float = 1.0):
+  return features.log_mel(
+      waveforms, sample_rate, backend=cfg.features.backend,
+      num_bins=cfg.features.num_bins, num_frames=cfg.features.num_frames,
+      cmn=cfg.features.cmn, cvn=cfg.features.get("cvn", False), warp=warp)
+
+
+def prepare_data(cfg: ml_collections.ConfigDict,
+                 data_dir: pathlib.Path | None, *,
+                 split_override: str | None = None,
+                 corpora: Corpora | None = None) -> Prepared:
+  """Loads, splits and featurises both modalities.
+
+  Args:
+    cfg: the experiment config.
+    data_dir: resolved data directory (or None for TFDS / synthetic).
+    split_override: "all" makes every example test data (evaluation on
+      another corpus); another speech split spec replaces the config's; None
+      uses the config's splits.
+    corpora: already loaded data (see `load_corpora`), else loaded here.
+
+  The training utterances are expanded as the config's speech section asks
+  (`speech_data.expand`: speed, VTLP, channel copies, synthetic voices).
+  """
+  corpora = corpora or load_corpora(cfg, data_dir)
+  images, speech = corpora.images, corpora.speech
+  timings = dict(corpora.timings)
+  image_mode = ("all" if split_override == "all"
+                else cfg.data.image_split)
   speech_spec = split_override or cfg.data.speech_split
   train_i, test_i = splits.image_split(
       images, mode=image_mode, test_fraction=cfg.data.test_fraction,
@@ -134,21 +186,35 @@ def prepare_data(cfg: ml_collections.ConfigDict,
                            f"{speech.source}", speech.num_classes,
                            list(SPEECH_CLASS_NAMES[:speech.num_classes]))
   start = time.perf_counter()
-  feats = features.log_mel(
-      speech.waveforms, speech.sample_rate, backend=cfg.features.backend,
-      num_bins=cfg.features.num_bins, num_frames=cfg.features.num_frames,
-      cmn=cfg.features.cmn)
+  feature_fn = lambda waves, warp=1.0: _log_mel(cfg, waves,
+                                                speech.sample_rate, warp)
+  test_feats = feature_fn([speech.waveforms[i] for i in test_s])
+  if cfg.features.get("speaker_norm", False):
+    test_feats = features.speaker_normalise(test_feats,
+                                            speech.speakers[test_s])
+  train_feats, train_labels = np.zeros((0,) + test_feats.shape[1:],
+                                       np.float32), speech.labels[train_s]
+  if len(train_s):
+    train_feats, train_labels, train_speakers = speech_data.expand(
+        speech_data.Expansion.from_config(cfg.speech,
+                                          cfg.data.get("cache_dir", "")),
+        [speech.waveforms[i] for i in train_s], speech.labels[train_s],
+        speech.speakers[train_s], sample_rate=speech.sample_rate,
+        num_classes=speech.num_classes, features=feature_fn, seed=cfg.seed)
+    if cfg.features.get("speaker_norm", False):
+      train_feats = features.speaker_normalise(train_feats, train_speakers)
   timings["features"] = time.perf_counter() - start
   scaled = np.asarray(features.scale_images(images.images))
   summary = _summary(images, speech, train_i, test_i, train_s, test_s,
                      image_mode, speech_spec)
-  summary["audio_checks"] = _audio_checks(speech, cfg.features.num_frames)
+  summary["counts"]["train_utterances_expanded"] = len(train_labels)
+  summary["audio_checks"] = corpora.audio_checks
   summary["timings_s"] = timings
   return Prepared(
       train_images=scaled[train_i], train_image_labels=images.labels[train_i],
       test_images=scaled[test_i], test_image_labels=images.labels[test_i],
-      train_speech=feats[train_s], train_speech_labels=speech.labels[train_s],
-      test_speech=feats[test_s], test_speech_labels=speech.labels[test_s],
+      train_speech=train_feats, train_speech_labels=train_labels,
+      test_speech=test_feats, test_speech_labels=speech.labels[test_s],
       num_speech_classes=speech.num_classes, summary=summary)
 
 
@@ -276,8 +342,13 @@ def align_schedule(cfg) -> AlignSchedule:
 
 def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
              workdir: pathlib.Path, seed: int, *,
-             show_progress: bool = True) -> dict[str, Any]:
-  """Runs (or resumes) every stage for one seed; returns its results."""
+             show_progress: bool = True,
+             image_workdir: pathlib.Path | None = None) -> dict[str, Any]:
+  """Runs (or resumes) every stage for one seed; returns its results.
+
+  The image stage lives in `image_workdir` (default `workdir`), so speech
+  splits that share the images share one image convnet.
+  """
   if cfg.align.speech_hidden not in cfg.speech.hidden_sizes:
     raise ConfigError(f"--config.align.speech_hidden="
                       f"{cfg.align.speech_hidden} is not among "
@@ -295,7 +366,9 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
                 "train": counts["train_utterances"],
                 "test": counts["test_utterances"],
                 "test_fraction": cfg.data.test_fraction,
-                "data_seed": cfg.seed, "features": cfg.features.to_dict()}
+                "data_seed": cfg.seed, "features": cfg.features.to_dict(),
+                "expansion": speech_data.Expansion.from_config(
+                    cfg.speech).key()}
   data_key = {"image": image_key, "speech": speech_key}
   timings = {}
   start = time.perf_counter()
@@ -303,7 +376,8 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
   image_result, image_params = classifier_stage(
       "image", inet, _image_schedule(cfg, len(data.train_image_labels)),
       data.train_images, data.train_image_labels, data.test_images,
-      data.test_image_labels, seed=seed, workdir=workdir, data_key=image_key,
+      data.test_image_labels, seed=seed, workdir=image_workdir or workdir,
+      data_key=image_key,
       flag="image", show_progress=show_progress)
   timings["image"] = time.perf_counter() - start
   speech_results, speech_params = {}, {}
@@ -394,16 +468,59 @@ def evaluate_models(cfg, data: Prepared, image_params, speech_params,
   return out
 
 
-def load_trained(cfg, workdir: pathlib.Path, seed: int,
-                 model_classes: int) -> tuple[Any, Any, Any]:
-  """(image, speech, aligner) parameters of a finished seed in `workdir`."""
-  root = workdir / f"seed_{seed}"
+def split_dir(workdir: pathlib.Path, spec: str, specs: list[str]
+              ) -> pathlib.Path:
+  """Where one speech split's speech and alignment stages live: the workdir
+  itself for a single split, `<workdir>/loso_<speaker>` under "loso"."""
+  return workdir if len(specs) == 1 else workdir / spec.replace(":", "_")
+
+
+def run_all(cfg: ml_collections.ConfigDict, data_dir: pathlib.Path | None,
+            workdir: pathlib.Path, seeds: list[int], *,
+            show_progress: bool = True
+            ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+  """Every (speech split, seed) of a config: {spec: [run per seed]} and the
+  data summary. One image convnet per seed serves every split."""
+  corpora = load_corpora(cfg, data_dir)
+  specs = speech_split_names(cfg, corpora)
+  by_split, summary = {}, None
+  for spec in specs:
+    data = prepare_data(cfg, data_dir, corpora=corpora,
+                        split_override=spec if len(specs) > 1 else None)
+    if summary is None:
+      summary = data.summary
+    else:
+      for name, seconds in data.summary["timings_s"].items():
+        summary["timings_s"][name] = summary["timings_s"].get(
+            name, 0.0) + seconds
+    root = split_dir(workdir, spec, specs)
+    by_split[spec] = [
+        run_seed(cfg, data, root / f"seed_{seed}", seed,
+                 show_progress=show_progress,
+                 image_workdir=workdir / f"seed_{seed}")
+        for seed in seeds]
+  if len(specs) > 1:
+    summary["speech_split"] = cfg.data.speech_split
+    summary["speakers"] = {"held_out_in_turn": [s.partition(":")[2]
+                                                for s in specs]}
+  return by_split, summary
+
+
+def load_trained(cfg, workdir: pathlib.Path, seed: int, model_classes: int,
+                 speech_dir: pathlib.Path | None = None
+                 ) -> tuple[Any, Any, Any]:
+  """(image, speech, aligner) parameters of a finished seed in `workdir`
+  (speech and aligner from `speech_dir`, default `workdir`)."""
   hidden = cfg.align.speech_hidden
   names = ("image", f"speech_{hidden}", "align")
-  for name in names:
+  roots = (workdir / f"seed_{seed}",
+           (speech_dir or workdir) / f"seed_{seed}",
+           (speech_dir or workdir) / f"seed_{seed}")
+  for name, root in zip(names, roots, strict=True):
     if not (root / name / "result.json").exists():
       raise ConfigError(f"--workdir={workdir}: stage {name} of seed {seed} "
-                        f"has not finished; run experiments.reproduce first")
+                        f"({root}) has not finished; run "
+                        f"experiments.reproduce first")
   image = np.zeros((1, 28, 28), np.float32)
   speech = np.zeros((1, cfg.features.num_frames, cfg.features.num_bins),
                     np.float32)
@@ -416,7 +533,7 @@ def load_trained(cfg, workdir: pathlib.Path, seed: int,
       init_params(aligner, np.zeros((1, 512), np.float32),
                    np.zeros((1, 1, hidden), np.float32)))
   return tuple(restore_params_from(root / name, t)
-               for name, t in zip(names, templates, strict=True))
+               for name, root, t in zip(names, roots, templates, strict=True))
 
 
 def restore_params_from(directory: pathlib.Path, template):

@@ -34,11 +34,19 @@ def _acc(values: list[float]) -> dict[str, Any]:
 
 
 def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
-              seed: int, timings: dict[str, float]) -> dict[str, Any]:
-  """Builds the report.json dict (stable keys, see DESIGN.md)."""
+              seed: int, timings: dict[str, float],
+              splits: dict[str, list[dict[str, Any]]] | None = None
+              ) -> dict[str, Any]:
+  """Builds the report.json dict (stable keys, see DESIGN.md).
+
+  With `splits` ({held-out speaker: its runs}, `runs` being all of them),
+  the top-level figures are over every (speaker, seed) run and
+  `splits.<speaker>.{speech_classifier,annotation,retrieval}` hold each
+  speaker's mean and 95% CI over seeds.
+  """
   report: dict[str, Any] = {
       "data": data, "config": config, "seed": seed,
-      "seeds": [r["seed"] for r in runs], "timings_s": timings,
+      "seeds": sorted({r["seed"] for r in runs}), "timings_s": timings,
   }
   report["image_classifier"] = _acc([r["image_test_accuracy"] for r in runs])
   report["speech_classifier"] = _acc([r["speech_test_accuracy"]
@@ -69,12 +77,31 @@ def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
       for direction in runs[0]["recall"]}
   if "align" in runs[0]:
     report["align"] = {"history": runs[0]["align"].get("history", [])}
+  if splits:
+    report["splits"] = {name: _split_summary(split_runs)
+                        for name, split_runs in splits.items()}
   return report
+
+
+def _split_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+  """One held-out speaker's figures over its seeds."""
+  out = {"speech_classifier": _acc([r["speech_test_accuracy"]
+                                    for r in runs])}
+  for task in ("annotation", "retrieval"):
+    m = mean_ci([r[task]["accuracy"] for r in runs])
+    out[task] = {"accuracy": m["mean"], "accuracy_ci95": m["ci95"],
+                 "per_seed": m["values"]}
+  return out
 
 
 def _pct(mean: float, ci: float | None = None) -> str:
   text = f"{100 * mean:.2f}%"
   return f"{text} ± {100 * ci:.2f}" if ci else text
+
+
+def _test_speakers(data: dict) -> list[str]:
+  speakers = data["speakers"]
+  return speakers.get("test", speakers.get("held_out_in_turn", []))
 
 
 def markdown(report: dict[str, Any], command: str) -> str:
@@ -98,13 +125,23 @@ def markdown(report: dict[str, Any], command: str) -> str:
   lines += [f"Data: images `{d['image_source']}` (split "
             f"`{d['image_split']}`), speech `{d['speech_source']}` (split "
             f"`{d['speech_split']}`); counts {d['counts']}; test speakers "
-            f"{d['speakers']['test']}.",
+            f"{_test_speakers(d)}.",
             f"Seeds: {seeds} (mean ± 95% CI half-width over seeds).", "",
             "| Result | avdigits | paper |", "| --- | --- | --- |"]
   for name, entry, key, paper in rows:
     paper_text = _pct(paper) if isinstance(paper, float) else paper
     lines.append(f"| {name} | {_pct(entry[key], entry.get(key + '_ci95'))} "
                  f"| {paper_text} |")
+  if report.get("splits"):
+    lines += ["", "Each held-out speaker (trained on the others):", "",
+              "| Held out | Speech convnet | Annotation | Retrieval |",
+              "| --- | --- | --- | --- |"]
+    for name, entry in report["splits"].items():
+      cells = [_pct(entry["speech_classifier"]["test_accuracy"],
+                    entry["speech_classifier"]["test_accuracy_ci95"])]
+      cells += [_pct(entry[task]["accuracy"], entry[task]["accuracy_ci95"])
+                for task in ("annotation", "retrieval")]
+      lines.append(f"| {name} | " + " | ".join(cells) + " |")
   lines += ["", "| Recall@k | R@1 | R@5 | R@10 |", "| --- | --- | --- | --- |"]
   for direction, values in report["recall"].items():
     cells = " | ".join(_pct(values[k]["mean"], values[k]["ci95"])

@@ -47,6 +47,8 @@ def main(argv: list[str]) -> None:
   start = time.perf_counter()
   data_dir = sources.resolve_data_dir(_DATA_DIR.value)
   split = _SPLIT.value
+  if split == "loso":
+    raise ConfigError("--split=loso: give one speaker (loso:NAME) or 'all'")
   if split != "all":
     cfg.data.speech_split = split
   data = pipeline.prepare_data(cfg, data_dir,
@@ -54,11 +56,18 @@ def main(argv: list[str]) -> None:
                                else None)
   model_classes = trained["data"]["num_speech_classes"]
   runs = []
-  for seed in trained["seeds"]:
-    params = pipeline.load_trained(cfg, workdir, seed, model_classes)
-    metrics = pipeline.evaluate_models(cfg, data, *params, seed=seed,
-                                       model_classes=model_classes)
-    runs.append({"seed": seed, **metrics})
+  # A "loso" workdir holds one model set per held-out speaker: each is
+  # evaluated, and the report is over all of them.
+  held_out = trained["data"]["speakers"].get("held_out_in_turn")
+  speech_dirs = ([workdir / f"loso_{name}" for name in held_out]
+                 if held_out else [workdir])
+  for speech_dir in speech_dirs:
+    for seed in trained["seeds"]:
+      params = pipeline.load_trained(cfg, workdir, seed, model_classes,
+                                     speech_dir=speech_dir)
+      metrics = pipeline.evaluate_models(cfg, data, *params, seed=seed,
+                                         model_classes=model_classes)
+      runs.append({"seed": seed, **metrics})
   timings = dict(data.summary.pop("timings_s"))
   timings["total"] = time.perf_counter() - start
   result = report.aggregate(runs, data=data.summary, config=cfg.to_dict(),

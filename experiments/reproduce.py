@@ -2,7 +2,12 @@ r"""Runs the whole study: convnets, alignment, evaluation, report.
 
   python -m experiments.reproduce --workdir=/tmp/avdigits \
       --data_dir=../shared/data [--config=experiments/configs/paper.py] \
-      [--seeds=5]
+      [--seeds=5] [--config.data.speech_split=loso]
+
+With --config.data.speech_split=loso every speaker of the speech corpus is
+held out in turn (the others train), each with every seed; the report's
+top-level figures are then the mean over all (held-out speaker, seed) runs
+and `splits.<speaker>` has each speaker's.
 
 Finished stages are skipped and an interrupted stage resumes from its last
 checkpoint, so the same command can simply be run again after a kill.
@@ -44,17 +49,21 @@ def main(argv: list[str]) -> None:
   workdir = pathlib.Path(_WORKDIR.value)
   start = time.perf_counter()
   data_dir = sources.resolve_data_dir(_DATA_DIR.value)
-  data = pipeline.prepare_data(cfg, data_dir)
-  runs = [pipeline.run_seed(cfg, data, workdir / f"seed_{cfg.seed + i}",
-                            cfg.seed + i, show_progress=_PROGRESS.value)
-          for i in range(seeds)]
-  timings = dict(data.summary.pop("timings_s"))
+  by_split, summary = pipeline.run_all(
+      cfg, data_dir, workdir, [cfg.seed + i for i in range(seeds)],
+      show_progress=_PROGRESS.value)
+  runs = [run for split_runs in by_split.values() for run in split_runs]
+  timings = dict(summary.pop("timings_s"))
   for run in runs:
     for stage, seconds in run["timings_s"].items():
       timings[stage] = timings.get(stage, 0.0) + seconds
   timings["total"] = time.perf_counter() - start
-  result = report.aggregate(runs, data=data.summary, config=cfg.to_dict(),
-                            seed=cfg.seed, timings=timings)
+  result = report.aggregate(
+      runs, data=summary, config=cfg.to_dict(), seed=cfg.seed,
+      timings=timings,
+      splits=({spec.partition(":")[2]: split_runs
+               for spec, split_runs in by_split.items()}
+              if len(by_split) > 1 else None))
   report.write(result, workdir, " ".join(["python -m experiments.reproduce"]
                                          + sys.argv[1:]))
   print(f"annotation {result['annotation']['accuracy']:.4f}  retrieval "

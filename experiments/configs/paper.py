@@ -24,18 +24,28 @@ def get_config() -> ml_collections.ConfigDict:
   #                                 | synthetic
   c.data.image_split = "auto"     # auto | official | stratified | all
   c.data.speech_split = "upstream"  # upstream | stratified | all |
-  #                                   speakers:a,b | loso:name
+  #                                   speakers:a,b | loso:name | loso
+  #                                   (every speaker held out in turn)
   c.data.test_fraction = 0.2
   c.data.sample_rate = 8000
   c.data.tidigits_children = False
   c.data.synthetic_images_per_class = 200
   c.data.synthetic_speech_per_class = 40
+  # Where synthetic training voices are cached ("": $AVDIGITS_CACHE_DIR,
+  # else ~/.cache/avdigits).
+  c.data.cache_dir = ""
 
   c.features = ml_collections.ConfigDict()
   c.features.backend = "jax"      # jax | python_speech_features
   c.features.num_frames = 100
   c.features.num_bins = 23
   c.features.cmn = False
+  # Cut leading/trailing silence of every utterance before features.
+  c.features.cvn = False          # per-utterance variance normalisation
+  c.features.trim = False
+  # Per-speaker mean/variance normalisation (transductive at test time: a
+  # test speaker's statistics come from all of its test utterances).
+  c.features.speaker_norm = False
 
   c.image = ml_collections.ConfigDict()
   c.image.batch_size = 64
@@ -61,6 +71,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.speech.dropout = 0.0
   c.speech.augment = "none"
   c.speech.max_shift = 0
+  # Training-set additions for unseen voices (avdigits/speech_data.py):
+  # speed-perturbed copies (e.g. (0.9, 1.1)), VTLP copies (mel filterbank
+  # warped, e.g. (0.9, 1.1)), copies through random microphones and rooms,
+  # eSpeak NG voices per class, or those voices alone.
+  c.speech.speed_factors = ()
+  c.speech.vtlp_factors = ()
+  c.speech.channel_copies = 0
+  c.speech.synthetic_voices = 0
+  c.speech.synthetic_only = False
 
   c.align = ml_collections.ConfigDict()
   c.align.speech_hidden = 1024

@@ -23,7 +23,15 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from avdigits import corrupt, evaluate, features, joint, models
+from avdigits import (
+  corrupt,
+  evaluate,
+  features,
+  joint,
+  models,
+  perturb,
+  speech_data,
+)
 from avdigits.align import AlignSchedule, train_alignment
 from avdigits.data import sources, splits
 from avdigits.data.types import ImageSet, SpeechSet
@@ -61,13 +69,17 @@ def data_key(cfg: ml_collections.ConfigDict) -> tuple:
   d, f = cfg.data, cfg.features
   return (d.images, d.speech, d.image_split, d.test_fraction, d.sample_rate,
           d.tidigits_children, d.synthetic_images_per_class,
-          d.synthetic_speech_per_class, f.num_frames, f.num_bins, f.cmn)
+          d.synthetic_speech_per_class, f.num_frames, f.num_bins,
+          f.cmn) + tuple(name for name in ("trim", "speaker_norm", "cvn")
+                         if f.get(name, False))
 
 
-def log_mel(cfg, waveforms, sample_rate: int) -> np.ndarray:
+def log_mel(cfg, waveforms, sample_rate: int, warp: float = 1.0
+            ) -> np.ndarray:
   f = cfg.features
   return features.log_mel(waveforms, sample_rate, num_bins=f.num_bins,
-                          num_frames=f.num_frames, cmn=f.cmn)
+                          num_frames=f.num_frames, cmn=f.cmn,
+                          cvn=f.get("cvn", False), warp=warp)
 
 
 def load_data(cfg: ml_collections.ConfigDict,
@@ -83,11 +95,17 @@ def load_data(cfg: ml_collections.ConfigDict,
       tidigits_children=d.tidigits_children)
   train_i, test_i = splits.image_split(images, mode=d.image_split,
                                        test_fraction=d.test_fraction, seed=0)
+  if cfg.features.get("trim", False):
+    speech = dataclasses.replace(speech, waveforms=[
+        perturb.trim_silence(w, speech.sample_rate)
+        for w in speech.waveforms])
+  feats = log_mel(cfg, speech.waveforms, speech.sample_rate)
+  if cfg.features.get("speaker_norm", False):
+    feats = features.speaker_normalise(feats, speech.speakers)
   return StudyData(
       images=np.asarray(features.scale_images(images.images)),
       image_labels=images.labels, image_train=train_i, image_test=test_i,
-      speech=speech, feats=log_mel(cfg, speech.waveforms,
-                                   speech.sample_rate))
+      speech=speech, feats=feats)
 
 
 def expand_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
@@ -164,7 +182,8 @@ def image_net(cfg) -> models.ImageNet:
 
 
 def speech_net(cfg, num_classes: int) -> models.SpeechNet:
-  return models.SpeechNet(hidden=cfg.speech.hidden, num_classes=num_classes)
+  return models.SpeechNet(hidden=cfg.speech.hidden, num_classes=num_classes,
+                          dropout=cfg.speech.get("dropout", 0.0))
 
 
 def _hash(settings: dict) -> str:
@@ -216,8 +235,18 @@ def pretrain_speech(cfg, data: StudyData, split: SpeechSplit, seed: int,
                     workdir: pathlib.Path) -> tuple[dict, Any]:
   """The speech classifier of `seed` on `split` (trained once)."""
   speech = data.speech
-  train_x = data.feats[split.train]
-  train_y = speech.labels[split.train]
+  expansion = speech_data.Expansion.from_config(
+      cfg.speech, cfg.data.get("cache_dir", ""))
+  train_x, train_y = data.feats[split.train], speech.labels[split.train]
+  if expansion != speech_data.Expansion(cache_dir=expansion.cache_dir):
+    train_x, train_y, who = speech_data.expand(
+        expansion, [speech.waveforms[i] for i in split.train], train_y,
+        speech.speakers[split.train], sample_rate=speech.sample_rate,
+        num_classes=speech.num_classes, seed=seed,
+        features=lambda w, warp=1.0: log_mel(cfg, w, speech.sample_rate,
+                                             warp))
+    if cfg.features.get("speaker_norm", False):
+      train_x = features.speaker_normalise(train_x, who)
   if cfg.speech.noise_copies:
     waves = [speech.waveforms[i] for i in split.train]
     noisy = noisy_copies(waves, cfg.speech.noise_copies, seed=1000 + seed)
@@ -229,6 +258,8 @@ def pretrain_speech(cfg, data: StudyData, split: SpeechSplit, seed: int,
   key = {"data": list(data_key(cfg)), "split": split.name,
          "model": repr(model), "schedule": dataclasses.asdict(schedule),
          "noise_copies": cfg.speech.noise_copies}
+  if expansion.key() != speech_data.Expansion().key():
+    key["expansion"] = expansion.key()
   return classifier_stage(
       f"seed_{seed}", model, schedule, train_x, train_y,
       data.feats[split.test], speech.labels[split.test], seed=seed,

@@ -163,3 +163,60 @@ def figures(summaries: list[dict[str, Any]],
     plt.close(fig)
     written.append(path)
   return written
+
+
+ABLATION_METRICS = (("speech_classifier", "Speech convnet"),
+                    ("annotation", "Annotation"), ("retrieval", "Retrieval"))
+
+
+def _gain(stat: dict[str, Any] | None) -> str:
+  if stat is None:
+    return "-"
+  text = f"{100 * stat['mean']:+.2f}"
+  return text + (f" ± {100 * stat['ci95']:.2f}" if len(stat["values"]) > 1
+                 else "")
+
+
+def gains(runs: list[dict[str, Any]], base_runs: list[dict[str, Any]]
+          ) -> dict[str, dict[str, Any] | None]:
+  """Each metric's gain over the baseline, paired by (split, seed): mean
+  and 95% t-interval over the pairs."""
+  base = {(r["split"], r["seed"]): _metrics(r) for r in base_runs}
+  out = {}
+  for key, _ in ABLATION_METRICS:
+    diffs = []
+    for run in runs:
+      other = base.get((run["split"], run["seed"]))
+      mine = _metrics(run)[key]
+      if other is not None and mine is not None and other[key] is not None:
+        diffs.append(mine - other[key])
+    out[key] = _stats(diffs)
+  return out
+
+
+def gains_markdown(summaries: list[dict[str, Any]],
+                   runs_by_name: dict[str, list[dict[str, Any]]],
+                   baseline: str, command: str, data_line: str) -> str:
+  """An ablation table: each experiment's figures (mean over splits, CI
+  over seeds), its gain over `baseline` (CI over paired (split, seed) runs)
+  and its worst split."""
+  header = (["Method"] + [t for _, t in ABLATION_METRICS]
+            + [f"Gain: {t.lower()}" for _, t in ABLATION_METRICS]
+            + ["Worst held-out speaker (annotation)", "Seeds"])
+  lines = [f"Command: `{command}`", "", data_line, "",
+           "| " + " | ".join(header) + " |", "| --- " * len(header) + "|"]
+  for s in summaries:
+    gain = gains(runs_by_name[s["name"]], runs_by_name[baseline])
+    worst_name, worst = min(
+        ((name, stats["annotation"]) for name, stats in s["splits"].items()),
+        key=lambda item: item[1]["mean"])
+    cells = ([f"{s['title']} (`{s['name']}`)"]
+             + [_pct(s["average"][k]) for k, _ in ABLATION_METRICS]
+             + (["(baseline)"] * len(ABLATION_METRICS)
+                if s["name"] == baseline
+                else [_gain(gain[k]) for k, _ in ABLATION_METRICS])
+             + [f"{worst_name} {100 * worst['mean']:.2f}%",
+                str(s["seeds"])])
+    lines.append("| " + " | ".join(cells) + " |")
+  lines.append("")
+  return "\n".join(lines)

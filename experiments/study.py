@@ -32,6 +32,13 @@ EXPERIMENTS = (
     "two_stage", "hinge", "hinge_clamp", "symmetric_hinge", "paper_sgd",
     "paper_sgd_clamp", "random_speech", "random_image", "joint_random",
     "joint_pretrained", "robust", "loso", "children", "audiomnist_folds")
+# The unseen-voices ablation: each method on the same leave-one-speaker-out
+# baseline ("loso"), with its gain over it.
+VOICES = (
+    "loso", "loso_speed", "loso_vtlp", "loso_channel", "loso_voices",
+    "loso_voices_only", "loso_speaker_norm", "loso_cvn", "loso_dropout",
+    "loso_long", "loso_wide")
+SUITES = {"study": (EXPERIMENTS, None), "voices": (VOICES, "loso")}
 BEGIN, END = "<!-- study:begin -->", "<!-- study:end -->"
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where every stage and the "
@@ -46,16 +53,22 @@ _SEEDS = flags.DEFINE_integer("seeds", None, "Seeds per experiment "
 _SET = flags.DEFINE_multi_string("set", [], "KEY=VALUE overrides applied to "
                                  "every experiment's config, e.g. "
                                  "train.steps=200.")
+_SUITE = flags.DEFINE_enum("suite", "study", list(SUITES), "Which set of "
+                           "experiments runs by default and which README "
+                           "part (<!-- SUITE:begin/end -->) is replaced; "
+                           "'voices' also reports each gain over 'loso'.")
 _README = flags.DEFINE_string("readme", None, "Markdown file whose "
-                              f"{BEGIN}...{END} part is replaced.")
+                              "<!-- SUITE:begin -->...<!-- SUITE:end --> "
+                              "part is replaced.")
 _FIGURES = flags.DEFINE_string("figures_dir", None, "Where the figures go "
                                "(default <workdir>/figures).")
 
 
 def load_config(name: str, overrides: list[str]):
-  if name not in EXPERIMENTS:
+  known = dict.fromkeys(EXPERIMENTS + VOICES)
+  if name not in known:
     raise ConfigError(f"--only: unknown experiment {name!r}; choose from "
-                      f"{', '.join(EXPERIMENTS)}")
+                      f"{', '.join(known)}")
   cfg = importlib.import_module(
       f"experiments.configs.study.{name}").get_config()
   for item in overrides:
@@ -83,26 +96,29 @@ def load_config(name: str, overrides: list[str]):
 
 
 def update_readme(path: pathlib.Path, section: str,
-                  figures: list[pathlib.Path]) -> None:
+                  figures: list[pathlib.Path], suite: str = "study") -> None:
+  begin, end = f"<!-- {suite}:begin -->", f"<!-- {suite}:end -->"
   text = path.read_text()
-  if BEGIN not in text or END not in text:
-    raise ConfigError(f"--readme={path}: no {BEGIN} ... {END} markers")
+  if begin not in text or end not in text:
+    raise ConfigError(f"--readme={path}: no {begin} ... {end} markers")
   links = "".join(
       f"\n![{f.stem}]({os.path.relpath(f, path.parent)})\n" for f in figures)
-  head, rest = text.split(BEGIN, 1)
-  _, tail = rest.split(END, 1)
-  path.write_text(f"{head}{BEGIN}\n{section}{links}{END}{tail}")
+  head, rest = text.split(begin, 1)
+  _, tail = rest.split(end, 1)
+  path.write_text(f"{head}{begin}\n{section}{links}{end}{tail}")
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise ConfigError(f"unexpected arguments {argv[1:]}")
-  names = _ONLY.value or list(EXPERIMENTS)
+  default_names, baseline = SUITES[_SUITE.value]
+  names = _ONLY.value or list(default_names)
   configs = [load_config(n, _SET.value) for n in names]
   workdir = pathlib.Path(_WORKDIR.value)
   data_dir = sources.resolve_data_dir(_DATA_DIR.value)
   start = time.perf_counter()
   loaded, summaries, skipped, data_seconds = {}, [], {}, 0.0
+  all_runs = {}
   for cfg in configs:
     key = study.data_key(cfg)
     if key not in loaded:
@@ -122,6 +138,7 @@ def main(argv: list[str]) -> None:
     t0 = time.perf_counter()
     result = study.run_experiment(cfg, loaded[key], workdir)
     result["seconds"] = time.perf_counter() - t0
+    all_runs[cfg.name] = result["runs"]
     summaries.append(study_report.summarise(result))
     print(f"{cfg.name}: annotation "
           f"{summaries[-1]['average']['annotation']['mean']:.4f} retrieval "
@@ -143,13 +160,18 @@ def main(argv: list[str]) -> None:
                f"seeds. Loading and features: {data_seconds:.0f} s; whole "
                f"study: {total:.0f} s ({total / 60:.1f} min).")
   section = study_report.markdown(summaries, skipped, command, data_line)
+  if baseline and baseline in all_runs:
+    section = study_report.gains_markdown(summaries, all_runs, baseline,
+                                          command, data_line)
+    figures = []
   write_json_atomic(workdir / "study.json",
                     {"summaries": summaries, "skipped": skipped,
                      "seconds": total, "data_seconds": data_seconds,
                      "command": command})
   (workdir / "study.md").write_text(section)
   if _README.value:
-    update_readme(pathlib.Path(_README.value), section, figures)
+    update_readme(pathlib.Path(_README.value), section, figures,
+                  _SUITE.value)
   print(f"study: {len(summaries)} experiments in {total:.0f} s -> "
         f"{workdir}/study.md")
 

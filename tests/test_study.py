@@ -104,6 +104,30 @@ def test_summary_averages_splits_per_seed(tmp_path):
   assert all(p.stat().st_size > 5000 for p in paths)
 
 
+def test_gains_are_paired_by_split_and_seed():
+  base = [_run(seed, split, a) for seed, split, a in
+          ((0, "x", 0.8), (0, "y", 0.6), (1, "x", 0.9), (1, "y", 0.7))]
+  better = [_run(seed, split, a) for seed, split, a in
+            ((0, "x", 0.9), (0, "y", 0.6), (1, "x", 0.9), (1, "y", 0.9))]
+  for run, accuracy in zip(better, (0.5, 0.6, 0.7, 0.8), strict=True):
+    run["speech_classifier_accuracy"] = accuracy
+  gain = study_report.gains(better, base)
+  np.testing.assert_allclose(gain["annotation"]["values"],
+                             [0.1, 0.0, 0.0, 0.2], atol=1e-12)
+  assert gain["annotation"]["mean"] == pytest.approx(0.075)
+  # t(0.975, 3) * sd / sqrt(4), sd of [0.1, 0, 0, 0.2] = 0.0957
+  assert gain["annotation"]["ci95"] == pytest.approx(
+      3.182446 * 0.0957427 / 2, rel=1e-4)
+  assert gain["speech_classifier"] is None      # no baseline figure
+  summaries = [study_report.summarise({"name": n, "title": n, "runs": r})
+               for n, r in (("base", base), ("better", better))]
+  text = study_report.gains_markdown(
+      summaries, {"base": base, "better": better}, "base", "cmd", "data")
+  rows = [line for line in text.splitlines() if line.startswith("| ")]
+  assert "(baseline)" in rows[2] and "+7.50 ± 15.23" in rows[3]
+  assert "y 65.00%" in rows[2] and "y 75.00%" in rows[3]
+
+
 TINY = [
     "--set=data.images='synthetic'", "--set=data.speech='synthetic'",
     "--set=data.speech_splits=('stratified',)",

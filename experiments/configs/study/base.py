@@ -26,6 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.tidigits_children = False
   c.data.synthetic_images_per_class = 200
   c.data.synthetic_speech_per_class = 40
+  c.data.cache_dir = ""           # synthetic voices cache ("": default)
   # Speech splits, each run separately: any --config.data.speech_split spec,
   # "loso:*" (every speaker in turn), "folds:K" (K speaker-disjoint folds)
   # or "children" (TIDIGITS: train on adults, test on boys and girls).
@@ -35,6 +36,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.features.num_frames = 100
   c.features.num_bins = 23
   c.features.cmn = True
+  c.features.cvn = False          # per-utterance variance normalisation
+  c.features.trim = False         # cut leading/trailing silence
+  c.features.speaker_norm = False  # per-speaker CMVN (transductive on test)
 
   # Classifier pretraining (used by "pretrained_*" parts).
   c.image = ml_collections.ConfigDict()
@@ -61,6 +65,13 @@ def get_config() -> ml_collections.ConfigDict:
   # Extra noisy copies of the training utterances (white and babble noise at
   # random SNRs in [0, 20] dB) added to the speech training set.
   c.speech.noise_copies = 0
+  c.speech.dropout = 0.0
+  # Training-set additions for unseen voices (avdigits/speech_data.py).
+  c.speech.speed_factors = ()
+  c.speech.vtlp_factors = ()
+  c.speech.channel_copies = 0
+  c.speech.synthetic_voices = 0
+  c.speech.synthetic_only = False
 
   # Each convnet: pretrained_frozen | random_frozen (inputs are its fixed
   # activations) | pretrained_tuned | random_tuned (trained end to end).

@@ -82,6 +82,9 @@ def test_report_means_are_over_every_speaker_and_seed(loso_run):
       runs, data=summary, config=cfg.to_dict(), seed=0, timings={},
       splits={s.partition(":")[2]: r for s, r in by_split.items()})
   assert result["seeds"] == [0, 1]
+  # One image convnet per seed, shared by every split: counted once.
+  assert result["image_classifier"]["per_seed"] == [
+      r["image_test_accuracy"] for r in by_split["loso:amy"]]
   every = [r["annotation"]["accuracy"] for r in runs]
   assert len(every) == 6
   assert result["annotation"]["accuracy"] == pytest.approx(np.mean(every))

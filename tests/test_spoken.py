@@ -1,6 +1,7 @@
 """Tests for avdigits.data.spoken on tiny corpus trees written here."""
 
 import collections
+import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from avdigits.data import spoken
 from avdigits.errors import DataError
 from tests.conftest import requires_real_data
-from tests.test_audio import riff_bytes, sphere_bytes
+from tests.test_audio import int24_bytes, riff_bytes, sphere_bytes
 
 
 def _pcm(n: int, value: int) -> bytes:
@@ -63,6 +64,33 @@ def test_fsdd_accepts_recordings_dir_and_resamples(tmp_path):
   data = spoken.load_fsdd(tmp_path / "recordings", sample_rate=16000)
   assert len(data) == 10 and data.sample_rate == 16000
   assert all(len(w) == 160 for w in data.waveforms)
+
+
+@pytest.mark.parametrize("rate,channels,bits", [
+    (16000, 2, 24), (44100, 1, 24), (11025, 2, 16), (48000, 1, 16)])
+def test_fsdd_reads_any_rate_stereo_and_24_bit(tmp_path, rate, channels,
+                                               bits):
+  # Recordings from other microphones: whatever they are, they arrive as
+  # mono float32 at the model's rate, with the same tone.
+  t = np.arange(rate // 2) / rate
+  mono = 0.5 * np.sin(2 * np.pi * 440.0 * t)
+  ints = np.round(mono * (2 ** (bits - 1) - 1)).astype(np.int64)
+  frames = np.repeat(ints[:, None], channels, axis=1).reshape(-1)
+  payload = (int24_bytes(frames) if bits == 24
+             else frames.astype("<i2").tobytes())
+  path = tmp_path / "recordings" / "3_newvoice_0.wav"
+  path.parent.mkdir(parents=True)
+  path.write_bytes(riff_bytes(payload, rate=rate, channels=channels,
+                              bits=bits))
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # "channels mixed down to mono"
+    data = spoken.load_fsdd(tmp_path, sample_rate=8000)
+  [wave] = data.waveforms
+  assert data.sample_rate == 8000 and wave.dtype == np.float32
+  assert abs(len(wave) - 4000) <= 1
+  spectrum = np.abs(np.fft.rfft(wave))
+  assert np.argmax(spectrum) * 8000 / len(wave) == pytest.approx(440, abs=3)
+  assert np.abs(wave).max() == pytest.approx(0.5, abs=0.02)
 
 
 def test_fsdd_bad_name_names_file_and_pattern(tmp_path):

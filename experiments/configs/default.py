@@ -1,15 +1,29 @@
-r"""The best configuration found so far (what `reproduce` runs by default).
+r"""The best speaker-independent configuration found so far (what
+`reproduce` runs by default).
 
 Differs from `paper.py` in: Adam 1e-3 with cosine decay for both convnets,
 random +-2 pixel translations of training images, random time shifts (+-10
 frames) and one time and one frequency mask per training spectrogram,
-per-utterance mean normalisation of the filterbank, and an unclamped
-alignment score (see the note below). Everything else (architectures,
-batch 64, 10 image epochs, 1,500 speech steps, SGD 1e-5 for 500,000
-alignment iterations) is the paper's.
+per-utterance mean normalisation of the filterbank, an unclamped alignment
+score (see the note below), and, for unseen voices, dropout 0.5 after the
+speech convnet's dense layers with 3,000 training steps instead of 1,500.
+Only the aligner's speech convnet (N=1024) is trained. Everything else
+(architectures, batch 64, 10 image epochs, SGD 1e-5 for 500,000 alignment
+iterations) is the paper's.
 
-  python -m experiments.reproduce --workdir=/tmp/avdigits \
-      --data_dir=../shared/data
+The speech changes were chosen by validation on training speakers only
+(with a development script that is not part of the project): for each
+held-out test speaker, the next speaker (in sorted order) served as
+validation and the remaining three trained. Mean validation accuracy of the
+speech convnet (N=512, 1,500 steps unless stated) over the five folds:
+76.4% as before, 78.1% with dropout 0.5, 79.4% with dropout 0.5 and 3,000
+steps; speed perturbation
+(75.8%), eSpeak voices mixed in (75.1%), per-speaker (76.1%) or
+per-utterance variance normalisation (73.0%) and frequency/time warping of
+spectrograms (76.0%) did not help there, so they stay off (each is a switch,
+measured in README's ablation table).
+
+  python -m experiments.reproduce --workdir=/tmp/avdigits --data_dir=DATA
 """
 
 import ml_collections
@@ -29,6 +43,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.image.max_shift = 2
   c.speech.augment = "shift_mask"
   c.speech.max_shift = 10
+  c.speech.dropout = 0.5
+  c.speech.steps = 3000
+  c.speech.hidden_sizes = (1024,)
   # The paper's clamp S = max(0, y.x) kills every gradient within a few
   # hundred iterations (all scores reach 0, the cost sticks at 9 = number of
   # negatives); without it the hinge trains.

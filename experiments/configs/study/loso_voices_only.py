@@ -1,5 +1,6 @@
 r"""Unseen voices, ablation:
-eSpeak NG voices only (300 per class), no real speech.
+speech convnet trained on eSpeak NG voices only (300 per class, no real speech);
+the aligner still trains on the real training utterances.
 
 The `loso` experiment (every FSDD speaker held out in turn) with one change.
 
@@ -15,7 +16,8 @@ from experiments.configs.study import loso
 def get_config() -> ml_collections.ConfigDict:
   c = loso.get_config()
   c.name = "loso_voices_only"
-  c.title = "eSpeak NG voices only (300 per class), no real speech"
+  c.title = ("speech convnet trained on eSpeak NG voices only (300 per "
+             "class, no real speech)")
   c.speech.synthetic_voices = 300
   c.speech.synthetic_only = True
   return c

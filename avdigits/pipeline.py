@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from avdigits import evaluate, features, models, perturb, speech_data
+from avdigits import evaluate, features, models, speech_data
 from avdigits.align import AlignSchedule, train_alignment
 from avdigits.checkpoint import Checkpointer
 from avdigits.data import audio, sources, splits
@@ -116,10 +116,7 @@ def load_corpora(cfg: ml_collections.ConfigDict,
       sample_rate=cfg.data.sample_rate,
       synthetic_per_class=cfg.data.synthetic_speech_per_class,
       tidigits_children=cfg.data.tidigits_children)
-  if cfg.features.get("trim", False):
-    speech = dataclasses.replace(speech, waveforms=[
-        perturb.trim_silence(w, speech.sample_rate)
-        for w in speech.waveforms])
+  speech = speech_data.trim(cfg.features, speech)
   return Corpora(images, speech, {"load": time.perf_counter() - start},
                  _audio_checks(speech, cfg.features.num_frames))
 
@@ -136,13 +133,6 @@ def speech_split_names(cfg: ml_collections.ConfigDict,
                       f"{corpora.speech.source} has {len(speakers)} "
                       f"speaker(s); leaving one out needs at least 2")
   return [f"loso:{name}" for name in speakers]
-
-
-def _log_mel(cfg, waveforms, sample_rate: int, warp: float = 1.0):
-  return features.log_mel(
-      waveforms, sample_rate, backend=cfg.features.backend,
-      num_bins=cfg.features.num_bins, num_frames=cfg.features.num_frames,
-      cmn=cfg.features.cmn, cvn=cfg.features.get("cvn", False), warp=warp)
 
 
 def prepare_data(cfg: ml_collections.ConfigDict,
@@ -186,23 +176,16 @@ def prepare_data(cfg: ml_collections.ConfigDict,
                            f"{speech.source}", speech.num_classes,
                            list(SPEECH_CLASS_NAMES[:speech.num_classes]))
   start = time.perf_counter()
-  feature_fn = lambda waves, warp=1.0: _log_mel(cfg, waves,
-                                                speech.sample_rate, warp)
-  test_feats = feature_fn([speech.waveforms[i] for i in test_s])
+  test_feats = speech_data.log_mel(
+      cfg.features, [speech.waveforms[i] for i in test_s], speech.sample_rate)
   if cfg.features.get("speaker_norm", False):
     test_feats = features.speaker_normalise(test_feats,
                                             speech.speakers[test_s])
   train_feats, train_labels = np.zeros((0,) + test_feats.shape[1:],
                                        np.float32), speech.labels[train_s]
   if len(train_s):
-    train_feats, train_labels, train_speakers = speech_data.expand(
-        speech_data.Expansion.from_config(cfg.speech,
-                                          cfg.data.get("cache_dir", "")),
-        [speech.waveforms[i] for i in train_s], speech.labels[train_s],
-        speech.speakers[train_s], sample_rate=speech.sample_rate,
-        num_classes=speech.num_classes, features=feature_fn, seed=cfg.seed)
-    if cfg.features.get("speaker_norm", False):
-      train_feats = features.speaker_normalise(train_feats, train_speakers)
+    train_feats, train_labels = speech_data.training_set(
+        cfg, speech, train_s, seed=cfg.seed)
   timings["features"] = time.perf_counter() - start
   scaled = np.asarray(features.scale_images(images.images))
   summary = _summary(images, speech, train_i, test_i, train_s, test_s,
@@ -366,9 +349,10 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
                 "train": counts["train_utterances"],
                 "test": counts["test_utterances"],
                 "test_fraction": cfg.data.test_fraction,
-                "data_seed": cfg.seed, "features": cfg.features.to_dict(),
-                "expansion": speech_data.Expansion.from_config(
-                    cfg.speech).key()}
+                "data_seed": cfg.seed, "features": cfg.features.to_dict()}
+  expansion = speech_data.Expansion.from_config(cfg.speech)
+  if not expansion.empty:
+    speech_key["expansion"] = expansion.key()
   data_key = {"image": image_key, "speech": speech_key}
   timings = {}
   start = time.perf_counter()

@@ -18,8 +18,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from avdigits import features as features_lib
 from avdigits import perturb
 from avdigits.data import voices
+from avdigits.data.types import SpeechSet
 from avdigits.errors import ConfigError
 
 
@@ -64,6 +66,11 @@ class Expansion:
     out = dataclasses.asdict(self)
     out.pop("cache_dir")
     return out
+
+  @property
+  def empty(self) -> bool:
+    """True when nothing is added to the real training utterances."""
+    return self.key() == Expansion().key()
 
 
 FeatureFn = Callable[..., np.ndarray]  # (waveforms, warp=1.0) -> features
@@ -117,3 +124,38 @@ def expand(expansion: Expansion, waveforms: Sequence[np.ndarray],
   return (np.concatenate([p[0] for p in parts]),
           np.concatenate([p[1] for p in parts]).astype(np.int32),
           np.concatenate([p[2] for p in parts]))
+
+
+def log_mel(feature_cfg, waveforms: Sequence[np.ndarray], sample_rate: int,
+            warp: float = 1.0) -> np.ndarray:
+  """`features.log_mel` with a config's `features` section."""
+  f = feature_cfg
+  return features_lib.log_mel(
+      waveforms, sample_rate, backend=f.get("backend", "jax"),
+      num_bins=f.num_bins, num_frames=f.num_frames, cmn=f.cmn,
+      cvn=f.get("cvn", False), warp=warp)
+
+
+def trim(feature_cfg, speech: SpeechSet) -> SpeechSet:
+  """`speech` with every utterance's silence cut when `features.trim`."""
+  if not feature_cfg.get("trim", False):
+    return speech
+  return dataclasses.replace(speech, waveforms=[
+      perturb.trim_silence(w, speech.sample_rate) for w in speech.waveforms])
+
+
+def training_set(cfg, speech: SpeechSet, indices: np.ndarray, *, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """Features and labels of the training utterances `indices` of `speech`,
+  expanded as `cfg.speech` asks and, with `features.speaker_norm`,
+  normalised per speaker (each copy counting as its own speaker)."""
+  feats, labels, speakers = expand(
+      Expansion.from_config(cfg.speech, cfg.data.get("cache_dir", "")),
+      [speech.waveforms[i] for i in indices], speech.labels[indices],
+      speech.speakers[indices], sample_rate=speech.sample_rate,
+      num_classes=speech.num_classes, seed=seed,
+      features=lambda waves, warp=1.0: log_mel(cfg.features, waves,
+                                               speech.sample_rate, warp))
+  if cfg.features.get("speaker_norm", False):
+    feats = features_lib.speaker_normalise(feats, speakers)
+  return feats, labels

@@ -23,15 +23,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from avdigits import (
-  corrupt,
-  evaluate,
-  features,
-  joint,
-  models,
-  perturb,
-  speech_data,
-)
+from avdigits import corrupt, evaluate, features, joint, models, speech_data
 from avdigits.align import AlignSchedule, train_alignment
 from avdigits.data import sources, splits
 from avdigits.data.types import ImageSet, SpeechSet
@@ -74,12 +66,8 @@ def data_key(cfg: ml_collections.ConfigDict) -> tuple:
                          if f.get(name, False))
 
 
-def log_mel(cfg, waveforms, sample_rate: int, warp: float = 1.0
-            ) -> np.ndarray:
-  f = cfg.features
-  return features.log_mel(waveforms, sample_rate, num_bins=f.num_bins,
-                          num_frames=f.num_frames, cmn=f.cmn,
-                          cvn=f.get("cvn", False), warp=warp)
+def log_mel(cfg, waveforms, sample_rate: int) -> np.ndarray:
+  return speech_data.log_mel(cfg.features, waveforms, sample_rate)
 
 
 def load_data(cfg: ml_collections.ConfigDict,
@@ -95,10 +83,7 @@ def load_data(cfg: ml_collections.ConfigDict,
       tidigits_children=d.tidigits_children)
   train_i, test_i = splits.image_split(images, mode=d.image_split,
                                        test_fraction=d.test_fraction, seed=0)
-  if cfg.features.get("trim", False):
-    speech = dataclasses.replace(speech, waveforms=[
-        perturb.trim_silence(w, speech.sample_rate)
-        for w in speech.waveforms])
+  speech = speech_data.trim(cfg.features, speech)
   feats = log_mel(cfg, speech.waveforms, speech.sample_rate)
   if cfg.features.get("speaker_norm", False):
     feats = features.speaker_normalise(feats, speech.speakers)
@@ -235,18 +220,11 @@ def pretrain_speech(cfg, data: StudyData, split: SpeechSplit, seed: int,
                     workdir: pathlib.Path) -> tuple[dict, Any]:
   """The speech classifier of `seed` on `split` (trained once)."""
   speech = data.speech
-  expansion = speech_data.Expansion.from_config(
-      cfg.speech, cfg.data.get("cache_dir", ""))
+  expansion = speech_data.Expansion.from_config(cfg.speech)
   train_x, train_y = data.feats[split.train], speech.labels[split.train]
-  if expansion != speech_data.Expansion(cache_dir=expansion.cache_dir):
-    train_x, train_y, who = speech_data.expand(
-        expansion, [speech.waveforms[i] for i in split.train], train_y,
-        speech.speakers[split.train], sample_rate=speech.sample_rate,
-        num_classes=speech.num_classes, seed=seed,
-        features=lambda w, warp=1.0: log_mel(cfg, w, speech.sample_rate,
-                                             warp))
-    if cfg.features.get("speaker_norm", False):
-      train_x = features.speaker_normalise(train_x, who)
+  if not expansion.empty:
+    train_x, train_y = speech_data.training_set(cfg, speech, split.train,
+                                                seed=seed)
   if cfg.speech.noise_copies:
     waves = [speech.waveforms[i] for i in split.train]
     noisy = noisy_copies(waves, cfg.speech.noise_copies, seed=1000 + seed)
@@ -258,7 +236,7 @@ def pretrain_speech(cfg, data: StudyData, split: SpeechSplit, seed: int,
   key = {"data": list(data_key(cfg)), "split": split.name,
          "model": repr(model), "schedule": dataclasses.asdict(schedule),
          "noise_copies": cfg.speech.noise_copies}
-  if expansion.key() != speech_data.Expansion().key():
+  if not expansion.empty:
     key["expansion"] = expansion.key()
   return classifier_stage(
       f"seed_{seed}", model, schedule, train_x, train_y,

@@ -77,10 +77,12 @@ def _robustness(runs: list[dict[str, Any]]) -> dict[str, Any]:
   return curves
 
 
-def _pct(stat: dict[str, Any] | None) -> str:
+def _pct(stat: dict[str, Any] | None, mean_format: str = ".2f",
+         unit: str = "%") -> str:
+  """"mean% ± ci" of a mean_ci dict (no interval for one value)."""
   if stat is None:
     return "-"
-  text = f"{100 * stat['mean']:.2f}%"
+  text = f"{100 * stat['mean']:{mean_format}}{unit}"
   return text + (f" ± {100 * stat['ci95']:.2f}" if len(stat["values"]) > 1
                  else "")
 
@@ -169,14 +171,6 @@ ABLATION_METRICS = (("speech_classifier", "Speech convnet"),
                     ("annotation", "Annotation"), ("retrieval", "Retrieval"))
 
 
-def _gain(stat: dict[str, Any] | None) -> str:
-  if stat is None:
-    return "-"
-  text = f"{100 * stat['mean']:+.2f}"
-  return text + (f" ± {100 * stat['ci95']:.2f}" if len(stat["values"]) > 1
-                 else "")
-
-
 def gains(runs: list[dict[str, Any]], base_runs: list[dict[str, Any]]
           ) -> dict[str, dict[str, Any] | None]:
   """Each metric's gain over the baseline, paired by (split, seed): mean
@@ -214,7 +208,7 @@ def gains_markdown(summaries: list[dict[str, Any]],
              + [_pct(s["average"][k]) for k, _ in ABLATION_METRICS]
              + (["(baseline)"] * len(ABLATION_METRICS)
                 if s["name"] == baseline
-                else [_gain(gain[k]) for k, _ in ABLATION_METRICS])
+                else [_pct(gain[k], "+.2f", "") for k, _ in ABLATION_METRICS])
              + [f"{worst_name} {100 * worst['mean']:.2f}%",
                 str(s["seeds"])])
     lines.append("| " + " | ".join(cells) + " |")

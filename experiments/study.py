@@ -39,7 +39,6 @@ VOICES = (
     "loso_voices_only", "loso_speaker_norm", "loso_cvn", "loso_dropout",
     "loso_long", "loso_wide")
 SUITES = {"study": (EXPERIMENTS, None), "voices": (VOICES, "loso")}
-BEGIN, END = "<!-- study:begin -->", "<!-- study:end -->"
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where every stage and the "
                                "study's tables are written.", required=True)

@@ -29,6 +29,13 @@ from avdigits.optim import make_optimizer
 from avdigits.workdir import Stage
 
 LOSSES = ("paper_hinge", "symmetric_hinge", "info_nce")
+# How the aligner starts: "gaussian", every parameter (biases included) a
+# zero-mean Gaussian as the paper states; "gaussian_mirrored", the same draw,
+# negated (W_m, b_m -> -W_m, -b_m) when its mean matching-pair score on the
+# training data is negative (a zero-mean Gaussian is symmetric, so the
+# mirror is as likely a draw as the original); "zero_bias", Gaussian kernels
+# and zero biases.
+INITS = ("gaussian", "gaussian_mirrored", "zero_bias")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +52,11 @@ class AlignSchedule:
   margin: float = 1.0
   impl: str = "auto"   # auto | plain | fast (see make_fast_sgd_chunk_fn)
   block: int = 16
+  init: str = "zero_bias"  # one of INITS
+
+  @property
+  def bias_std(self) -> float:
+    return 0.0 if self.init == "zero_bias" else self.init_std
 
   def use_fast(self) -> bool:
     """Whether the reassociated SGD path applies (and is asked for)."""
@@ -68,6 +80,9 @@ class AlignSchedule:
     if not self.init_std > 0:
       raise ConfigError(f"--config.{flag}.init_std must be > 0, got "
                         f"{self.init_std}")
+    if self.init not in INITS:
+      raise ConfigError(f"--config.{flag}.init={self.init!r}: choose one of "
+                        f"{', '.join(INITS)}")
 
 
 def class_index_table(labels: np.ndarray,
@@ -86,6 +101,60 @@ def class_index_table(labels: np.ndarray,
     idx = np.flatnonzero(labels == c)
     table[c, :len(idx)] = idx
   return table, counts.astype(np.int32)
+
+
+def positive_mask(image_digits: np.ndarray, speech_labels: np.ndarray
+                  ) -> np.ndarray:
+  """[P, Q] True where image p and utterance q show the same digit."""
+  speech_digits = speech_class_to_digit(np.asarray(speech_labels))
+  return np.asarray(image_digits)[:, None] == speech_digits[None, :]
+
+
+def dead_level(image_digits: np.ndarray, num_classes: int,
+               margin: float = 1.0) -> float:
+  """The per-iteration hinge cost when every score is 0 (a dead clamped
+  aligner): margin times the mean number of negatives per image, 9 for
+  FSDD's 10 classes, 10 (9 for digit 0, which "oh" and "zero" both name)
+  for TIDIGITS' 11."""
+  negatives = (~positive_mask(image_digits, np.arange(num_classes))).sum(1)
+  return float(margin * negatives.mean())
+
+
+def mean_positive_score(params: Any, image_acts: np.ndarray,
+                        image_digits: np.ndarray, speech_acts: np.ndarray,
+                        speech_labels: np.ndarray) -> float:
+  """Mean unclamped score y . x over the matching (same digit) pairs."""
+  model = Aligner(embed_dim=params["image_map"]["kernel"].shape[1])
+  scores = model.apply({"params": params}, jnp.asarray(image_acts),
+                       jnp.asarray(speech_acts), method="score_matrix")
+  mask = positive_mask(image_digits, speech_labels)
+  return float(np.asarray(scores)[mask].mean())
+
+
+def mirror(params: Any) -> Any:
+  """The mirrored draw: W_m and b_m negated, so every score changes sign."""
+  return {**params, "speech_map": jax.tree.map(jnp.negative,
+                                               params["speech_map"])}
+
+
+def initial_params(schedule: AlignSchedule, image_acts: np.ndarray,
+                   image_digits: np.ndarray, speech_acts: np.ndarray,
+                   speech_labels: np.ndarray, *, seed: int
+                   ) -> tuple[Any, dict[str, Any]]:
+  """The aligner's starting parameters for `seed` under `schedule.init`,
+  and {"mean_positive_score" (after any mirroring), "mirrored"}."""
+  model = Aligner(embed_dim=schedule.embed_dim, init_std=schedule.init_std,
+                  bias_std=schedule.bias_std)
+  params = model.init(jax.random.key(seed),
+                      jnp.asarray(image_acts[:1], jnp.float32),
+                      jnp.zeros((1, 1, speech_acts.shape[-1]),
+                                jnp.float32))["params"]
+  score = mean_positive_score(params, image_acts, image_digits, speech_acts,
+                              speech_labels)
+  mirrored = schedule.init == "gaussian_mirrored" and score < 0
+  if mirrored:
+    params, score = mirror(params), -score
+  return params, {"mean_positive_score": score, "mirrored": mirrored}
 
 
 def sample_chunk(key: jax.Array, chunk_index: int | jax.Array, length: int,
@@ -224,15 +293,16 @@ def train_alignment(image_acts: np.ndarray, image_digits: np.ndarray,
                     ) -> dict[str, Any]:
   """Trains (or resumes) the aligner; returns params, cost curve, timings."""
   schedule.validate()
-  model = Aligner(embed_dim=schedule.embed_dim, init_std=schedule.init_std)
+  model = Aligner(embed_dim=schedule.embed_dim, init_std=schedule.init_std,
+                  bias_std=schedule.bias_std)
   tx = make_optimizer(schedule.optimizer, schedule.learning_rate,
                       schedule.iterations, schedule=schedule.lr_schedule,
                       flag="align")
   table, counts = class_index_table(np.asarray(speech_labels), num_classes)
   w_all = jnp.asarray(image_acts, jnp.float32)
   v_all = jnp.asarray(speech_acts, jnp.float32)
-  params = model.init(jax.random.key(seed), w_all[:1],
-                      v_all[None, :num_classes])["params"]
+  params, start_info = initial_params(schedule, image_acts, image_digits,
+                                      speech_acts, speech_labels, seed=seed)
   state = {"params": params, "opt_state": tx.init(params),
            "step": jnp.zeros((), jnp.int32)}
   checkpointer, state, history = stage.resume(state)
@@ -265,4 +335,7 @@ def train_alignment(image_acts: np.ndarray, image_digits: np.ndarray,
   checkpointer.close()
   return {"params": jax.tree.map(np.asarray, state["params"]),
           "history": history,
+          "start": start_info,
+          "dead_level": dead_level(image_digits, num_classes,
+                                   schedule.margin),
           "train_seconds": time.perf_counter() - start}

@@ -1,8 +1,10 @@
 """Model inputs: Kaldi log-mel filterbanks for speech, scaled pixels for images.
 
 Speech follows the paper: a 23-bin log-mel filterbank, 25 ms windows every
-10 ms, computed exactly as Kaldi's `compute-fbank-feats` does with its defaults
-(no dither, per-frame DC removal, pre-emphasis 0.97, Povey window, FFT padded
+10 ms, computed exactly as Kaldi's `compute-fbank-feats --dither=0` does
+(Kaldi's default dither, 1.0, adds Gaussian noise of that std to every int16
+sample; without it the features are deterministic), with its other
+defaults: per-frame DC removal, pre-emphasis 0.97, Povey window, FFT padded
 to a power of two, power spectrum, mel triangles from 20 Hz to Nyquist built in
 the mel domain, natural log floored at float32 epsilon, `snip_edges=true`, so
 an utterance of n samples has 1 + (n - window) // shift frames and none when

@@ -128,6 +128,9 @@ class ImageNet(nn.Module):
     return self.logits(self.embed(x, train))
 
 
+SPEECH_POOLS = ("time_channel", "time")
+
+
 class SpeechNet(nn.Module):
   """The paper's speech convnet over log-mel frames.
 
@@ -136,9 +139,17 @@ class SpeechNet(nn.Module):
   dense layers. Its 5x23 filter spans 5 frames and all 23 mel bins, so the
   convolution runs along time only: a 1-D convolution over frames with the
   23 bins as input channels (identical to a 2-D 5x23 'VALID'-in-bins conv),
-  leaving a [frames, 64] map. The 3x4 / 1x2 pool then runs over that 2-D map,
-  3 frames by 4 feature maps (maxout-style over channels), which is the only
-  reading under which a width-4 pool is defined. Shapes for 100 frames:
+  leaving a [frames, 64] map. What the 3x4 / 1x2 pool spans is open to two
+  readings (`pool`):
+
+  - "time": as in any 2-D convnet, the pool runs over the map's two spatial
+    axes, time and frequency; the frequency axis is 1 wide after the 5x23
+    filter, so (with 'SAME' padding) the pool covers 3 frames at stride 1
+    and keeps all 64 maps: [B, 96, 64], flattened to 6,144.
+  - "time_channel": the pool runs over the [frames, 64] map itself, 3
+    frames by 4 feature maps (maxout-style over channels), the reading
+    under which a width-4 window has something 4 wide to span. Shapes for
+    100 frames:
 
     [B, 100, 23] --pad 1 frame each end--> [B, 102, 23]
     --conv 5 frames x 23 bins, 64 maps, + bias--> [B, 98, 64]
@@ -147,22 +158,30 @@ class SpeechNet(nn.Module):
     [B, hidden] (the embedding) --dense num_classes--> logits.
 
   The ReLU is applied after the pool (max commutes with ReLU; the bias is
-  added before the pool, since the pool spans channels). 4,116,747
-  parameters for 100 frames, hidden 1024 and 11 classes.
+  added before the pool, since the pool may span channels). 4,116,747
+  parameters for 100 frames, hidden 1024 and 11 classes ("time_channel");
+  7,360,779 ("time").
 
   Input: float32 [B, T, 23] or [B, T, 23, 1] (T frames, T >= 5).
 
   Attributes:
     hidden: width of the two dense layers (the embedding size).
     num_classes: number of logits (11: "zero".."nine" and "oh").
+    features: feature maps of the convolution (the paper's 64).
+    dropout: dropout rate after each dense ReLU when training.
+    pool: "time_channel" or "time" (see above).
   """
 
   hidden: int = 1024
   num_classes: int = 11
   features: int = 64
   dropout: float = 0.0
+  pool: str = "time_channel"
 
   def setup(self):
+    if self.pool not in SPEECH_POOLS:
+      raise ConfigError(f"--config.speech.pool={self.pool!r}: choose one of "
+                        f"{', '.join(SPEECH_POOLS)}")
     self.conv = nn.Conv(self.features, (5,), padding=((1, 1),))
     self.dense1 = nn.Dense(self.hidden)
     self.dense2 = nn.Dense(self.hidden)
@@ -181,8 +200,10 @@ class SpeechNet(nn.Module):
                       f"[B, T, bins, 1] with T >= 5, got shape {x.shape}")
     y = self.conv(x)                                     # [B, T-2, 64]
     y = jnp.maximum(jnp.maximum(y[:, :-2], y[:, 1:-1]), y[:, 2:])  # 3 frames
-    pairs = jnp.maximum(y[..., 0::2], y[..., 1::2])      # maps (2j, 2j+1)
-    y = nn.relu(jnp.maximum(pairs[..., :-1], pairs[..., 1:]))  # 4 maps, step 2
+    if self.pool == "time_channel":
+      pairs = jnp.maximum(y[..., 0::2], y[..., 1::2])    # maps (2j, 2j+1)
+      y = jnp.maximum(pairs[..., :-1], pairs[..., 1:])   # 4 maps, step 2
+    y = nn.relu(y)
     y = y.reshape(y.shape[0], -1)
     y = self.drop(nn.relu(self.dense1(y)), deterministic=not train)
     return self.drop(nn.relu(self.dense2(y)), deterministic=not train)
@@ -192,11 +213,18 @@ class SpeechNet(nn.Module):
     return self.logits(self.embed(x, train))
 
 
+def _normal_or_zeros(std: float):
+  if std > 0:
+    return nn.initializers.normal(std)
+  return nn.initializers.zeros_init()
+
+
 class _SpeechMap(nn.Module):
   """y = v W_m + b_m, and the aligner's scores computed through W_m."""
 
   features: int
   init_std: float
+  bias_std: float = 0.0
 
   @nn.compact
   def __call__(self, v: jax.Array,
@@ -209,7 +237,8 @@ class _SpeechMap(nn.Module):
     """
     kernel = self.param("kernel", nn.initializers.normal(self.init_std),
                         (v.shape[-1], self.features))
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    bias = self.param("bias", _normal_or_zeros(self.bias_std),
+                      (self.features,))
     if image_embedding is None:
       return v @ kernel + bias
     back = jnp.einsum("be,ne->bn", image_embedding, kernel)  # [B, N]
@@ -223,22 +252,27 @@ class Aligner(nn.Module):
   Image map: x = relu(W_d^T w + b_d) (params image_map/kernel = W_d
   [512, embed_dim], image_map/bias = b_d). Speech map: y = W_m^T v + b_m,
   linear (params speech_map/kernel = W_m [N, embed_dim], speech_map/bias =
-  b_m). Kernels start as zero-mean Gaussians with std init_std; biases start
-  at zero. The score of an image and an utterance is y . x, clamped at 0.
+  b_m). Kernels start as zero-mean Gaussians with std init_std; biases as
+  zero-mean Gaussians with std bias_std (the paper: every parameter
+  Gaussian), or at zero when bias_std is 0. The score of an image and an
+  utterance is y . x, clamped at 0.
 
   Attributes:
     embed_dim: size of the joint embedding.
     init_std: standard deviation of the kernels' initial values.
+    bias_std: standard deviation of the biases' initial values (0: zeros).
   """
 
   embed_dim: int = 512
   init_std: float = 0.01
+  bias_std: float = 0.0
 
   def setup(self):
     self.image_map = nn.Dense(
         self.embed_dim, kernel_init=nn.initializers.normal(self.init_std),
-        bias_init=nn.initializers.zeros_init())
-    self.speech_map = _SpeechMap(self.embed_dim, self.init_std)
+        bias_init=_normal_or_zeros(self.bias_std))
+    self.speech_map = _SpeechMap(self.embed_dim, self.init_std,
+                                 self.bias_std)
 
   def embed_image(self, w: jax.Array) -> jax.Array:
     """x [..., embed_dim] from image activations w [..., 512]."""

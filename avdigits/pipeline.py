@@ -68,11 +68,18 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
   for section in ("image", "speech"):
     c = cfg[section]
     make_optimizer(c.optimizer, c.learning_rate, 1, schedule=c.lr_schedule,
-                   flag=section)
+                   decay_rate=c.get("lr_decay", 0.95),
+                   l2=c.get("l2_dense", 0.0), flag=section)
     augment.validate(c.augment, section)
     if not 0 <= c.dropout < 1:
       raise ConfigError(f"--config.{section}.dropout must be in [0, 1), got "
                         f"{c.dropout}")
+  if not cfg.speech.mixup >= 0:
+    raise ConfigError(f"--config.speech.mixup must be >= 0, got "
+                      f"{cfg.speech.mixup}")
+  if cfg.speech.pool not in models.SPEECH_POOLS:
+    raise ConfigError(f"--config.speech.pool={cfg.speech.pool!r}: choose one "
+                      f"of {', '.join(models.SPEECH_POOLS)}")
   for hidden in cfg.speech.hidden_sizes:
     positive("speech.hidden_sizes", hidden)
   if cfg.align.speech_hidden not in cfg.speech.hidden_sizes:
@@ -161,6 +168,8 @@ def prepare_data(cfg: ml_collections.ConfigDict,
   train_i, test_i = splits.image_split(
       images, mode=image_mode, test_fraction=cfg.data.test_fraction,
       seed=cfg.seed)
+  train_i = splits.hold_out_validation(
+      images, train_i, cfg.data.get("image_validation", 0))
   mode, held_out = splits.parse_speech_split(speech_spec)
   train_s, test_s = splits.speech_split(
       speech, mode=mode, held_out=held_out,
@@ -244,10 +253,10 @@ def image_model(cfg: ml_collections.ConfigDict) -> models.ImageNet:
   return models.ImageNet(num_classes=10, **kwargs)
 
 
-def speech_model(hidden: int, num_classes: int,
-                 dropout: float = 0.0) -> models.SpeechNet:
+def speech_model(cfg: ml_collections.ConfigDict, hidden: int,
+                 num_classes: int) -> models.SpeechNet:
   return models.SpeechNet(hidden=hidden, num_classes=num_classes,
-                          dropout=dropout)
+                          dropout=cfg.speech.dropout, pool=cfg.speech.pool)
 
 
 def save_params(stage: Stage, params) -> None:
@@ -274,13 +283,18 @@ def _image_schedule(cfg, num_train: int) -> ClassifierSchedule:
   if cfg.image.batch_size <= 0:
     raise ConfigError(f"--config.image.batch_size must be > 0, got "
                       f"{cfg.image.batch_size}")
-  per_epoch = max(num_train // cfg.image.batch_size, 1)
+  # As TensorFlow's convolutional.py: epochs * train_size // batch steps,
+  # the learning rate decayed once per train_size / batch steps.
+  per_epoch = num_train / cfg.image.batch_size
   return ClassifierSchedule(
-      batch_size=cfg.image.batch_size, steps=cfg.image.epochs * per_epoch,
-      steps_per_chunk=per_epoch, optimizer=cfg.image.optimizer,
+      batch_size=cfg.image.batch_size,
+      steps=max(cfg.image.epochs * num_train // cfg.image.batch_size, 1),
+      steps_per_chunk=max(int(per_epoch), 1), optimizer=cfg.image.optimizer,
       learning_rate=cfg.image.learning_rate,
       lr_schedule=cfg.image.lr_schedule, weight_decay=cfg.image.weight_decay,
-      augment=cfg.image.augment, max_shift=cfg.image.max_shift)
+      augment=cfg.image.augment, max_shift=cfg.image.max_shift,
+      lr_decay=cfg.image.lr_decay, steps_per_epoch=per_epoch,
+      l2_dense=cfg.image.l2_dense)
 
 
 def _speech_schedule(cfg) -> ClassifierSchedule:
@@ -290,7 +304,7 @@ def _speech_schedule(cfg) -> ClassifierSchedule:
       optimizer=cfg.speech.optimizer, learning_rate=cfg.speech.learning_rate,
       lr_schedule=cfg.speech.lr_schedule,
       weight_decay=cfg.speech.weight_decay, augment=cfg.speech.augment,
-      max_shift=cfg.speech.max_shift)
+      max_shift=cfg.speech.max_shift, mixup=cfg.speech.mixup)
 
 
 def classifier_stage(name: str, model, schedule: ClassifierSchedule,
@@ -320,7 +334,7 @@ def align_schedule(cfg) -> AlignSchedule:
       iterations=a.iterations, chunk=a.chunk, optimizer=a.optimizer,
       learning_rate=a.learning_rate, lr_schedule=a.lr_schedule,
       embed_dim=a.embed_dim, init_std=a.init_std, clamp=a.clamp,
-      margin=a.margin, impl=a.impl)
+      margin=a.margin, impl=a.impl, init=a.init)
 
 
 def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
@@ -367,7 +381,7 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
   speech_results, speech_params = {}, {}
   for hidden in cfg.speech.hidden_sizes:
     start = time.perf_counter()
-    snet = speech_model(hidden, data.num_speech_classes, cfg.speech.dropout)
+    snet = speech_model(cfg, hidden, data.num_speech_classes)
     speech_results[str(hidden)], speech_params[hidden] = classifier_stage(
         f"speech_{hidden}", snet, _speech_schedule(cfg), data.train_speech,
         data.train_speech_labels, data.test_speech, data.test_speech_labels,
@@ -377,7 +391,7 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
 
   start = time.perf_counter()
   hidden = cfg.align.speech_hidden
-  snet = speech_model(hidden, data.num_speech_classes, cfg.speech.dropout)
+  snet = speech_model(cfg, hidden, data.num_speech_classes)
   embed_image = make_predict_fn(inet, method="embed")
   embed_speech = make_predict_fn(snet, method="embed")
   schedule = align_schedule(cfg)
@@ -398,7 +412,8 @@ def run_seed(cfg: ml_collections.ConfigDict, data: Prepared,
         embed_speech(speech_params[hidden], data.train_speech),
         data.train_speech_labels, data.num_speech_classes, schedule,
         seed=seed, stage=stage, show_progress=show_progress)
-    align_result = {"history": out["history"],
+    align_result = {"history": out["history"], "start": out["start"],
+                    "dead_level": out["dead_level"],
                     "train_seconds": out["train_seconds"]}
     align_params = out["params"]
     save_params(stage, align_params)
@@ -431,7 +446,7 @@ def evaluate_models(cfg, data: Prepared, image_params, speech_params,
   hidden = cfg.align.speech_hidden
   model_classes = model_classes or data.num_speech_classes
   inet = image_model(cfg)
-  snet = speech_model(hidden, model_classes, cfg.speech.dropout)
+  snet = speech_model(cfg, hidden, model_classes)
   aligner = models.Aligner(embed_dim=cfg.align.embed_dim,
                            init_std=cfg.align.init_std)
   image_logits = make_predict_fn(inet)(image_params, data.test_images)
@@ -512,7 +527,7 @@ def load_trained(cfg, workdir: pathlib.Path, seed: int, model_classes: int,
                            init_std=cfg.align.init_std)
   templates = (
       init_params(image_model(cfg), image),
-      init_params(speech_model(hidden, model_classes, cfg.speech.dropout),
+      init_params(speech_model(cfg, hidden, model_classes),
                    speech),
       init_params(aligner, np.zeros((1, 512), np.float32),
                    np.zeros((1, 1, hidden), np.float32)))

@@ -80,11 +80,38 @@ def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
                   for k in runs[0]["recall"][direction]}
       for direction in runs[0]["recall"]}
   if "align" in runs[0]:
-    report["align"] = {"history": runs[0]["align"].get("history", [])}
+    report["align"] = align_cost(runs[0]["align"])
   if splits:
     report["splits"] = {name: _split_summary(split_runs)
                         for name, split_runs in splits.items()}
   return report
+
+
+COST_BLOCK = 50_000  # the paper's cost figure samples every 50,000 iterations
+
+
+def align_cost(align: dict[str, Any]) -> dict[str, Any]:
+  """The aligner's cost curve in both units the paper's figure may mean.
+
+  Per chunk of training: the mean hinge cost per iteration (one image
+  against one utterance of every class), and that mean times 50,000 (the
+  sum over 50,000 iterations: the chunk's own sum when chunks are 50,000
+  long, as in the paper config). `dead_level` is the per-iteration cost of
+  a dead clamped aligner (every score 0): margin times the negatives per
+  iteration.
+  """
+  history = align.get("history", [])
+  return {
+      "history": history,
+      "dead_level": align.get("dead_level"),
+      "start": align.get("start"),
+      "cost": {
+          "step": [r["step"] for r in history],
+          "mean_per_iteration": [r["cost_mean"] for r in history],
+          f"sum_per_{COST_BLOCK}": [r["cost_mean"] * COST_BLOCK
+                                    for r in history],
+      },
+  }
 
 
 def _split_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -98,7 +125,8 @@ def _split_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
   return out
 
 
-def _pct(mean: float, ci: float | None = None) -> str:
+def pct(mean: float, ci: float | None = None) -> str:
+  """A fraction as '12.34%', with ' ± 1.23' when a CI is given."""
   text = f"{100 * mean:.2f}%"
   return f"{text} ± {100 * ci:.2f}" if ci else text
 
@@ -133,22 +161,22 @@ def markdown(report: dict[str, Any], command: str) -> str:
             f"Seeds: {seeds} (mean ± 95% CI half-width over seeds).", "",
             "| Result | avdigits | paper |", "| --- | --- | --- |"]
   for name, entry, key, paper in rows:
-    paper_text = _pct(paper) if isinstance(paper, float) else paper
-    lines.append(f"| {name} | {_pct(entry[key], entry.get(key + '_ci95'))} "
+    paper_text = pct(paper) if isinstance(paper, float) else paper
+    lines.append(f"| {name} | {pct(entry[key], entry.get(key + '_ci95'))} "
                  f"| {paper_text} |")
   if report.get("splits"):
     lines += ["", "Each held-out speaker (trained on the others):", "",
               "| Held out | Speech convnet | Annotation | Retrieval |",
               "| --- | --- | --- | --- |"]
     for name, entry in report["splits"].items():
-      cells = [_pct(entry["speech_classifier"]["test_accuracy"],
+      cells = [pct(entry["speech_classifier"]["test_accuracy"],
                     entry["speech_classifier"]["test_accuracy_ci95"])]
-      cells += [_pct(entry[task]["accuracy"], entry[task]["accuracy_ci95"])
+      cells += [pct(entry[task]["accuracy"], entry[task]["accuracy_ci95"])
                 for task in ("annotation", "retrieval")]
       lines.append(f"| {name} | " + " | ".join(cells) + " |")
   lines += ["", "| Recall@k | R@1 | R@5 | R@10 |", "| --- | --- | --- | --- |"]
   for direction, values in report["recall"].items():
-    cells = " | ".join(_pct(values[k]["mean"], values[k]["ci95"])
+    cells = " | ".join(pct(values[k]["mean"], values[k]["ci95"])
                        for k in ("R@1", "R@5", "R@10"))
     lines.append(f"| {direction.replace('_', ' ')} | {cells} |")
   lines += ["", "Timings (s): " + ", ".join(
@@ -206,13 +234,22 @@ def figures(report: dict[str, Any], directory: pathlib.Path) -> list[str]:
   plt.close(fig)
   written.append("classifier_curves.png")
 
-  history = report.get("align", {}).get("history", [])
+  align = report.get("align", {})
+  history = align.get("history", [])
   if history:
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["step"] for r in history], [r["cost_mean"] for r in history])
+    ax.plot([r["step"] for r in history], [r["cost_mean"] for r in history],
+            label="cost")
+    if align.get("dead_level"):
+      ax.axhline(align["dead_level"], color="tab:red", linestyle="--",
+                 label=f"dead (every score 0): {align['dead_level']:g}")
+      ax.legend()
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("mean hinge cost per iteration (chunk)")
+    ax.secondary_yaxis("right", functions=(lambda c: c * COST_BLOCK,
+                                           lambda c: c / COST_BLOCK)
+                       ).set_ylabel(f"sum over {COST_BLOCK:,} iterations")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(directory / "align_cost.png", dpi=110)

@@ -94,9 +94,28 @@ def load_data(cfg: ml_collections.ConfigDict,
 
 
 def expand_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
-  """One spec -> its splits: "loso:*", "folds:K", "children" or any
-  splits.parse_speech_split form."""
+  """One spec -> its splits: "loso:*", "loso_val:*", "folds:K", "children"
+  or any splits.parse_speech_split form.
+
+  "loso_val:*" is leave-one-speaker-out's validation protocol, for choosing
+  methods without looking at test speakers: for each test speaker (sorted),
+  the next speaker is the validation speaker and the rest train; the test
+  speaker is not used at all. Split "S-val-V" trains without S and V and
+  tests on V.
+  """
   speakers = sorted(set(speech.speakers.tolist()))
+  if spec == "loso_val:*":
+    if len(speakers) < 3:
+      raise ConfigError(f"--config.data.speech_splits: 'loso_val:*' needs "
+                        f"3 speakers or more; {speech.source} has "
+                        f"{len(speakers)}")
+    out = []
+    for i, test_speaker in enumerate(speakers):
+      val = speakers[(i + 1) % len(speakers)]
+      keep = ~np.isin(speech.speakers, [test_speaker, val])
+      out.append(SpeechSplit(f"{test_speaker}-val-{val}", np.flatnonzero(keep),
+                             np.flatnonzero(speech.speakers == val)))
+    return out
   if spec == "loso:*":
     specs = [(name, f"loso:{name}") for name in speakers]
   elif spec.startswith("folds:"):
@@ -146,6 +165,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                       "alone: both --config.model parts must be *_frozen")
   if cfg.seeds <= 0:
     raise ConfigError(f"--config.seeds must be > 0, got {cfg.seeds}")
+  if cfg.model.get("members", 1) <= 0:
+    raise ConfigError(f"--config.model.members must be > 0, got "
+                      f"{cfg.model.members}")
+  if not cfg.speech.get("mixup", 0.0) >= 0:
+    raise ConfigError(f"--config.speech.mixup must be >= 0, got "
+                      f"{cfg.speech.mixup}")
   joint_schedule(cfg).validate("train")
 
 
@@ -168,7 +193,8 @@ def image_net(cfg) -> models.ImageNet:
 
 def speech_net(cfg, num_classes: int) -> models.SpeechNet:
   return models.SpeechNet(hidden=cfg.speech.hidden, num_classes=num_classes,
-                          dropout=cfg.speech.get("dropout", 0.0))
+                          dropout=cfg.speech.get("dropout", 0.0),
+                          pool=cfg.speech.get("pool", "time_channel"))
 
 
 def _hash(settings: dict) -> str:
@@ -180,7 +206,8 @@ def _schedule(c, steps: int, steps_per_chunk: int) -> ClassifierSchedule:
   return ClassifierSchedule(
       batch_size=c.batch_size, steps=steps, steps_per_chunk=steps_per_chunk,
       optimizer=c.optimizer, learning_rate=c.learning_rate,
-      lr_schedule=c.lr_schedule, augment=c.augment, max_shift=c.max_shift)
+      lr_schedule=c.lr_schedule, augment=c.augment, max_shift=c.max_shift,
+      mixup=c.get("mixup", 0.0))
 
 
 def noisy_copies(waveforms: list, copies: int, seed: int) -> list:
@@ -252,21 +279,25 @@ class _Part:
   pretrained: Any              # its classifier params to start from, or None
   inputs: Any                  # raw inputs -> model inputs
   classifier_accuracy: float | None
+  classifier: tuple[Any, Any] | None  # (net, params) when pretrained
 
 
 def _part(kind: str, net, train_raw: np.ndarray, seed: int,
           pretrain) -> _Part:
+  classifier = None
   if kind.startswith("pretrained"):
     result, params = pretrain()
     accuracy = result["test_accuracy"]
+    classifier = (net, params)
   else:
     params = init_params(net, train_raw, seed=seed + 7919)
     accuracy = None
   if kind.endswith("tuned"):
     return _Part(net, params if kind.startswith("pretrained") else None,
-                 lambda raw: raw, accuracy)
+                 lambda raw: raw, accuracy, classifier)
   embed = make_predict_fn(net, method="embed")
-  return _Part(None, None, lambda raw: embed(params, raw), accuracy)
+  return _Part(None, None, lambda raw: embed(params, raw), accuracy,
+               classifier)
 
 
 def noisy_test_features(cfg, data: StudyData, split: SpeechSplit, kind: str,
@@ -330,25 +361,26 @@ def _experiment_settings(cfg) -> dict[str, Any]:
                                          "model", "train")}
 
 
-def run_seed(cfg, data: StudyData, split: SpeechSplit, seed: int,
-             workdir: pathlib.Path) -> dict[str, Any]:
-  """Trains and evaluates one (split, seed) of an experiment (resumable)."""
+@dataclasses.dataclass
+class _Member:
+  """One trained model of a (split, seed) run."""
+  score: Any                   # (images, spectrograms) -> score matrix
+  image: _Part
+  speech: _Part
+  out: dict[str, Any]          # the cross-modal trainer's result
+
+
+def _train_member(cfg, data: StudyData, split: SpeechSplit, seed: int,
+                  workdir: pathlib.Path, stage: Stage) -> _Member:
+  """Pretrains (cached), then trains or resumes one model in `stage`."""
   speech = data.speech
   num_classes = speech.num_classes
-  stage = Stage(workdir / cfg.name / split.name, f"seed_{seed}",
-                {"experiment": _experiment_settings(cfg), "seed": seed,
-                 "split": split.name,
-                 "eval": cfg.eval.to_dict()})
-  if stage.done():
-    return stage.result()
-  start = time.perf_counter()
   train_images = data.images[data.image_train]
   train_feats = data.feats[split.train]
   image = _part(cfg.model.image, image_net(cfg), train_images, seed,
                 lambda: pretrain_image(cfg, data, seed, workdir))
   sp = _part(cfg.model.speech, speech_net(cfg, num_classes), train_feats,
              seed, lambda: pretrain_speech(cfg, data, split, seed, workdir))
-  pretrain_seconds = time.perf_counter() - start
   model = joint.JointModel(
       aligner=models.Aligner(embed_dim=cfg.model.embed_dim,
                              init_std=cfg.model.init_std),
@@ -367,7 +399,7 @@ def run_seed(cfg, data: StudyData, split: SpeechSplit, seed: int,
     out = train_alignment(image_in, image_digits, speech_in, speech_labels,
                           num_classes, schedule, seed=seed, stage=stage,
                           show_progress=False)
-    params = {"aligner": out["params"]}
+    out["params"] = {"aligner": out["params"]}
   else:
     pretrained = {name: part.pretrained for name, part in
                   (("image_net", image), ("speech_net", sp))
@@ -376,27 +408,77 @@ def run_seed(cfg, data: StudyData, split: SpeechSplit, seed: int,
                             speech_labels, num_classes, joint_schedule(cfg),
                             seed=seed, stage=stage, flag="train",
                             pretrained=pretrained)
-    params = out["params"]
+  params = out["params"]
 
   def score(images: np.ndarray, feats: np.ndarray) -> np.ndarray:
     return joint.score_matrix(model, params, image.inputs(images),
                               sp.inputs(feats))
 
+  return _Member(score, image, sp, out)
+
+
+def _ensemble_speech_accuracy(members: list[_Member], feats: np.ndarray,
+                              labels: np.ndarray) -> float | None:
+  """Accuracy of the members' speech classifiers' mean softmax."""
+  if any(m.speech.classifier is None for m in members):
+    return None
+  probs = np.mean([jax.nn.softmax(make_predict_fn(net)(params, feats))
+                   for net, params in (m.speech.classifier for m in members)],
+                  axis=0)
+  return float((probs.argmax(-1) == labels).mean())
+
+
+def run_seed(cfg, data: StudyData, split: SpeechSplit, seed: int,
+             workdir: pathlib.Path) -> dict[str, Any]:
+  """Trains and evaluates one (split, seed) of an experiment (resumable).
+
+  With `model.members` = k > 1 the run is a seed ensemble: members with
+  seeds seed, seed + seeds, ..., seed + (k-1) seeds (member 0 is the
+  single-model run of the same seed), scored by the mean of their score
+  matrices, the speech classifier by the mean of their softmaxes.
+  """
+  speech = data.speech
+  stage = Stage(workdir / cfg.name / split.name, f"seed_{seed}",
+                {"experiment": _experiment_settings(cfg), "seed": seed,
+                 "split": split.name,
+                 "eval": cfg.eval.to_dict()})
+  if stage.done():
+    return stage.result()
+  start = time.perf_counter()
+  members = [_train_member(cfg, data, split, seed, workdir, stage)]
+  for m in range(1, cfg.model.get("members", 1)):
+    member_seed = seed + m * cfg.seeds
+    member_stage = Stage(workdir / cfg.name / split.name,
+                         f"seed_{seed}_member_{m}",
+                         {"experiment": _experiment_settings(cfg),
+                          "seed": member_seed, "split": split.name})
+    members.append(_train_member(cfg, data, split, member_seed, workdir,
+                                 member_stage))
+  first = members[0]
+
+  def score(images: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    return np.mean([m.score(images, feats) for m in members], axis=0)
+
   test_images = data.images[data.image_test]
-  result = _scores_eval(cfg, score(test_images, data.feats[split.test]),
-                        data.image_labels[data.image_test],
-                        speech.labels[split.test], num_classes, seed)
+  test_feats, test_labels = data.feats[split.test], speech.labels[split.test]
+  result = _scores_eval(cfg, score(test_images, test_feats),
+                        data.image_labels[data.image_test], test_labels,
+                        speech.num_classes, seed)
+  speech_accuracy = first.speech.classifier_accuracy
+  if len(members) > 1:
+    speech_accuracy = _ensemble_speech_accuracy(members, test_feats,
+                                                test_labels)
   result.update({
       "seed": seed, "split": split.name,
-      "image_classifier_accuracy": image.classifier_accuracy,
-      "speech_classifier_accuracy": sp.classifier_accuracy,
-      "history": out["history"],
-      "pretrain_seconds": pretrain_seconds,
-      "train_seconds": out["train_seconds"]})
+      "image_classifier_accuracy": first.image.classifier_accuracy,
+      "speech_classifier_accuracy": speech_accuracy,
+      "history": first.out["history"],
+      "members": len(members),
+      "train_seconds": sum(m.out["train_seconds"] for m in members)})
   if cfg.eval.robustness:
     result["robustness"] = robustness(cfg, data, split, score, seed)
   result["seconds"] = time.perf_counter() - start
-  save_params(stage, jax.tree.map(np.asarray, params))
+  save_params(stage, jax.tree.map(np.asarray, first.out["params"]))
   stage.finish(result)
   return result
 

@@ -39,16 +39,32 @@ class ClassifierSchedule:
   weight_decay: float = 0.0
   augment: str = "none"
   max_shift: int = 0
+  mixup: float = 0.0  # Beta(a, a) mixing of batch pairs; 0 = off
+  # "epoch_staircase" decay: lr * lr_decay ** floor(step / steps_per_epoch).
+  lr_decay: float = 0.95
+  steps_per_epoch: float = 1.0
+  l2_dense: float = 0.0  # L2 on the dense layers' weights and biases
 
   def validate(self, flag: str, num_train: int) -> None:
     for name in ("batch_size", "steps", "steps_per_chunk"):
       if getattr(self, name) <= 0:
         raise ConfigError(f"--config.{flag}.{name} must be > 0, got "
                           f"{getattr(self, name)}")
+    if not self.mixup >= 0:
+      raise ConfigError(f"--config.{flag}.mixup must be >= 0, got "
+                        f"{self.mixup}")
     augment.validate(self.augment, flag)
     if self.batch_size > num_train:
       raise ConfigError(f"--config.{flag}.batch_size={self.batch_size} "
                         f"exceeds the {num_train} training examples")
+
+
+def dense_mask(params: Any) -> Any:
+  """True for the parameters of the dense layers (dense*, logits)."""
+  return {name: jax.tree.map(lambda _, n=name: n.startswith(("dense",
+                                                              "logits")),
+                             layer)
+          for name, layer in params.items()}
 
 
 def _init_state(model: nn.Module, tx: optax.GradientTransformation,
@@ -76,14 +92,27 @@ def batch_indices(seed: int, start_step: int, num_steps: int, n: int,
   return np.stack(rows)
 
 
+def mix_batch(key: jax.Array, x: jax.Array, y: jax.Array, alpha: float
+              ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+  """Mixup (Zhang et al., 2018): one lam ~ Beta(alpha, alpha) per batch and
+  a random pairing. Returns (lam x + (1 - lam) x[perm], y, y[perm], lam);
+  the loss is lam CE(y) + (1 - lam) CE(y[perm])."""
+  lam_key, perm_key = jax.random.split(key)
+  lam = jax.random.beta(lam_key, alpha, alpha)
+  perm = jax.random.permutation(perm_key, x.shape[0])
+  return lam * x + (1 - lam) * x[perm], y, y[perm], lam
+
+
 def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
                  augmentation: str = "none", max_shift: int = 0,
-                 seed: int = 0):
+                 seed: int = 0, mixup: float = 0.0):
   """Returns jitted f(state, x, y, idx) -> (state, loss) for one batch.
 
   The data stays on device; `idx` selects the batch. The steps are driven
   from Python rather than `lax.scan`: XLA:CPU runs convolutions inside a
-  while loop an order of magnitude slower than as top-level ops.
+  while loop an order of magnitude slower than as top-level ops. With
+  `mixup` > 0 each augmented batch is mixed with a permutation of itself
+  (`mix_batch`); 0 leaves the step exactly as without it.
   """
 
   def loss_fn(params, x, y, key):
@@ -91,14 +120,26 @@ def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
                          rngs={"dropout": key})
     return losses.cross_entropy(logits, y)
 
+  def mixed_loss_fn(params, x, y, key, y_other, lam):
+    logits = model.apply({"params": params}, x, train=True,
+                         rngs={"dropout": key})
+    return (lam * losses.cross_entropy(logits, y)
+            + (1 - lam) * losses.cross_entropy(logits, y_other))
+
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state, x, y, idx):
     key = jax.random.fold_in(jax.random.key(seed), state["step"])
     aug_key, dropout_key = jax.random.split(key)
     batch = augment.augment(augmentation, aug_key, x[idx],
                             max_shift=max_shift)
-    loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch, y[idx],
-                                              dropout_key)
+    if mixup > 0:
+      batch, labels, other, lam = mix_batch(jax.random.fold_in(key, 1),
+                                            batch, y[idx], mixup)
+      loss, grads = jax.value_and_grad(mixed_loss_fn)(
+          state["params"], batch, labels, dropout_key, other, lam)
+    else:
+      loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch,
+                                                y[idx], dropout_key)
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     return {"params": params, "opt_state": opt_state,
@@ -149,13 +190,17 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
   schedule.validate(flag, len(train_y))
   tx = make_optimizer(schedule.optimizer, schedule.learning_rate,
                       schedule.steps, schedule=schedule.lr_schedule,
-                      weight_decay=schedule.weight_decay, flag=flag)
+                      weight_decay=schedule.weight_decay,
+                      steps_per_epoch=schedule.steps_per_epoch,
+                      decay_rate=schedule.lr_decay, l2=schedule.l2_dense,
+                      l2_mask=dense_mask, flag=flag)
   x = jax.device_put(jnp.asarray(train_x))
   y = jax.device_put(jnp.asarray(train_y, jnp.int32))
   state = _init_state(model, tx, x, seed)
   checkpointer, state, history = stage.resume(state)
   train_step = make_step_fn(model, tx, augmentation=schedule.augment,
-                            max_shift=schedule.max_shift, seed=seed)
+                            max_shift=schedule.max_shift, seed=seed,
+                            mixup=schedule.mixup)
   predict = make_predict_fn(model)
   start_time = time.perf_counter()
   step = int(state["step"])

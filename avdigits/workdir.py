@@ -9,10 +9,14 @@ settings changed is refused rather than silently reused.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import pathlib
+import sys
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +36,36 @@ def write_json_atomic(path: str | pathlib.Path, obj: Any) -> None:
     f.flush()
     os.fsync(f.fileno())
   os.replace(f.name, path)
+
+
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def exclusive(workdir: str | pathlib.Path, flag: str = "--workdir"
+              ) -> Iterator[None]:
+  """Holds `<workdir>/.lock` for one writing process at a time.
+
+  A second process gets a one-line ConfigError naming the holder's pid and
+  command. The lock is an flock(2) on an open file, so the kernel drops it
+  when its holder exits or is killed: a killed run never leaves it stuck.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  fd = os.open(workdir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+      raise ConfigError(
+          f"{flag}={workdir} is in use by another run ({holder or 'pid ?'}); "
+          f"wait for it to finish or use another {flag}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv)}".encode(), 0)
+    yield
+  finally:
+    os.close(fd)  # releases the flock
 
 
 def read_json(path: str | pathlib.Path) -> Any:

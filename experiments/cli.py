@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 from collections.abc import Callable
 
 from absl import app, flags, logging
 
-from avdigits.errors import AvdigitsError
+from avdigits.errors import AvdigitsError, ConfigError
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = str(CONFIG_DIR / "default.py")
@@ -31,3 +32,20 @@ def run(main: Callable[[list[str]], None]) -> None:
       sys.exit(1)
 
   app.run(wrapped)
+
+
+def update_readme(path: pathlib.Path, section: str,
+                  figures: list[pathlib.Path], suite: str = "study") -> None:
+  """Replaces the text between `<!-- suite:begin/end -->` in `path`
+  (atomically) with `section` and links to `figures`."""
+  begin, end = f"<!-- {suite}:begin -->", f"<!-- {suite}:end -->"
+  text = path.read_text()
+  if begin not in text or end not in text:
+    raise ConfigError(f"--readme={path}: no {begin} ... {end} markers")
+  links = "".join(
+      f"\n![{f.stem}]({os.path.relpath(f, path.parent)})\n" for f in figures)
+  head, rest = text.split(begin, 1)
+  _, tail = rest.split(end, 1)
+  tmp = path.with_name(f".{path.name}.tmp")
+  tmp.write_text(f"{head}{begin}\n{section}{links}{end}{tail}")
+  os.replace(tmp, path)

@@ -21,6 +21,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from avdigits import pipeline, report
+from avdigits import workdir as workdir_lock
 from avdigits.data import sources
 from avdigits.errors import ConfigError
 from experiments import cli
@@ -47,30 +48,31 @@ def main(argv: list[str]) -> None:
     raise ConfigError(f"--seeds must be > 0, got {seeds}")
   pipeline.validate_config(cfg)
   workdir = pathlib.Path(_WORKDIR.value)
-  start = time.perf_counter()
-  data_dir = sources.resolve_data_dir(_DATA_DIR.value)
-  by_split, summary = pipeline.run_all(
-      cfg, data_dir, workdir, [cfg.seed + i for i in range(seeds)],
-      show_progress=_PROGRESS.value)
-  runs = [run for split_runs in by_split.values() for run in split_runs]
-  timings = dict(summary.pop("timings_s"))
-  for run in runs:
-    for stage, seconds in run["timings_s"].items():
-      timings[stage] = timings.get(stage, 0.0) + seconds
-  timings["total"] = time.perf_counter() - start
-  result = report.aggregate(
-      runs, data=summary, config=cfg.to_dict(), seed=cfg.seed,
-      timings=timings,
-      splits=({spec.partition(":")[2]: split_runs
-               for spec, split_runs in by_split.items()}
-              if len(by_split) > 1 else None))
-  report.write(result, workdir, " ".join(["python -m experiments.reproduce"]
-                                         + sys.argv[1:]))
-  print(f"annotation {result['annotation']['accuracy']:.4f}  retrieval "
-        f"{result['retrieval']['accuracy']:.4f}  image "
-        f"{result['image_classifier']['test_accuracy']:.4f}  speech "
-        f"{result['speech_classifier']['test_accuracy']:.4f}  "
-        f"({timings['total']:.1f} s) -> {workdir}/report.json")
+  with workdir_lock.exclusive(workdir):
+    start = time.perf_counter()
+    data_dir = sources.resolve_data_dir(_DATA_DIR.value)
+    by_split, summary = pipeline.run_all(
+        cfg, data_dir, workdir, [cfg.seed + i for i in range(seeds)],
+        show_progress=_PROGRESS.value)
+    runs = [run for split_runs in by_split.values() for run in split_runs]
+    timings = dict(summary.pop("timings_s"))
+    for run in runs:
+      for stage, seconds in run["timings_s"].items():
+        timings[stage] = timings.get(stage, 0.0) + seconds
+    timings["total"] = time.perf_counter() - start
+    result = report.aggregate(
+        runs, data=summary, config=cfg.to_dict(), seed=cfg.seed,
+        timings=timings,
+        splits=({spec.partition(":")[2]: split_runs
+                 for spec, split_runs in by_split.items()}
+                if len(by_split) > 1 else None))
+    report.write(result, workdir, " ".join(["python -m experiments.reproduce"]
+                                           + sys.argv[1:]))
+    print(f"annotation {result['annotation']['accuracy']:.4f}  retrieval "
+          f"{result['retrieval']['accuracy']:.4f}  image "
+          f"{result['image_classifier']['test_accuracy']:.4f}  speech "
+          f"{result['speech_classifier']['test_accuracy']:.4f}  "
+          f"({timings['total']:.1f} s) -> {workdir}/report.json")
 
 
 if __name__ == "__main__":

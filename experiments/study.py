@@ -15,7 +15,6 @@ run.
 
 import ast
 import importlib
-import os
 import pathlib
 import sys
 import time
@@ -23,6 +22,7 @@ import time
 from absl import flags, logging
 
 from avdigits import study, study_report
+from avdigits import workdir as workdir_lock
 from avdigits.data import sources
 from avdigits.errors import ConfigError, DataError
 from avdigits.workdir import write_json_atomic
@@ -37,8 +37,11 @@ EXPERIMENTS = (
 VOICES = (
     "loso", "loso_speed", "loso_vtlp", "loso_channel", "loso_voices",
     "loso_voices_only", "loso_speaker_norm", "loso_cvn", "loso_dropout",
-    "loso_long", "loso_wide")
-SUITES = {"study": (EXPERIMENTS, None), "voices": (VOICES, "loso")}
+    "loso_long", "loso_wide", "loso_mixup", "loso_joint", "loso_ensemble")
+# The two readings of the speech convnet's 3x4 pool, on the upstream split.
+POOL = ("two_stage", "pool_time")
+SUITES = {"study": (EXPERIMENTS, None), "voices": (VOICES, "loso"),
+          "pool": (POOL, "two_stage")}
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where every stage and the "
                                "study's tables are written.", required=True)
@@ -55,10 +58,14 @@ _SET = flags.DEFINE_multi_string("set", [], "KEY=VALUE overrides applied to "
 _SUITE = flags.DEFINE_enum("suite", "study", list(SUITES), "Which set of "
                            "experiments runs by default and which README "
                            "part (<!-- SUITE:begin/end -->) is replaced; "
-                           "'voices' also reports each gain over 'loso'.")
+                           "'voices' and 'pool' also report each gain over "
+                           "their baseline ('loso', 'two_stage').")
 _README = flags.DEFINE_string("readme", None, "Markdown file whose "
                               "<!-- SUITE:begin -->...<!-- SUITE:end --> "
                               "part is replaced.")
+_MARKERS = flags.DEFINE_string("markers", None, "README markers to replace "
+                               "(<!-- MARKERS:begin/end -->); default the "
+                               "suite's name.")
 _FIGURES = flags.DEFINE_string("figures_dir", None, "Where the figures go "
                                "(default <workdir>/figures).")
 
@@ -94,19 +101,6 @@ def load_config(name: str, overrides: list[str]):
   return cfg
 
 
-def update_readme(path: pathlib.Path, section: str,
-                  figures: list[pathlib.Path], suite: str = "study") -> None:
-  begin, end = f"<!-- {suite}:begin -->", f"<!-- {suite}:end -->"
-  text = path.read_text()
-  if begin not in text or end not in text:
-    raise ConfigError(f"--readme={path}: no {begin} ... {end} markers")
-  links = "".join(
-      f"\n![{f.stem}]({os.path.relpath(f, path.parent)})\n" for f in figures)
-  head, rest = text.split(begin, 1)
-  _, tail = rest.split(end, 1)
-  path.write_text(f"{head}{begin}\n{section}{links}{end}{tail}")
-
-
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise ConfigError(f"unexpected arguments {argv[1:]}")
@@ -114,65 +108,66 @@ def main(argv: list[str]) -> None:
   names = _ONLY.value or list(default_names)
   configs = [load_config(n, _SET.value) for n in names]
   workdir = pathlib.Path(_WORKDIR.value)
-  data_dir = sources.resolve_data_dir(_DATA_DIR.value)
-  start = time.perf_counter()
-  loaded, summaries, skipped, data_seconds = {}, [], {}, 0.0
-  all_runs = {}
-  for cfg in configs:
-    key = study.data_key(cfg)
-    if key not in loaded:
+  with workdir_lock.exclusive(workdir):
+    data_dir = sources.resolve_data_dir(_DATA_DIR.value)
+    start = time.perf_counter()
+    loaded, summaries, skipped, data_seconds = {}, [], {}, 0.0
+    all_runs = {}
+    for cfg in configs:
+      key = study.data_key(cfg)
+      if key not in loaded:
+        t0 = time.perf_counter()
+        try:
+          loaded[key] = study.load_data(cfg, data_dir)
+        except DataError as error:
+          if cfg.data.speech in ("tidigits", "audiomnist"):
+            loaded[key] = str(error).splitlines()[0]
+          else:
+            raise
+        data_seconds += time.perf_counter() - t0
+      if isinstance(loaded[key], str):
+        skipped[cfg.name] = loaded[key]
+        logging.info("study: skipping %s: %s", cfg.name, loaded[key])
+        continue
       t0 = time.perf_counter()
-      try:
-        loaded[key] = study.load_data(cfg, data_dir)
-      except DataError as error:
-        if cfg.data.speech in ("tidigits", "audiomnist"):
-          loaded[key] = str(error).splitlines()[0]
-        else:
-          raise
-      data_seconds += time.perf_counter() - t0
-    if isinstance(loaded[key], str):
-      skipped[cfg.name] = loaded[key]
-      logging.info("study: skipping %s: %s", cfg.name, loaded[key])
-      continue
-    t0 = time.perf_counter()
-    result = study.run_experiment(cfg, loaded[key], workdir)
-    result["seconds"] = time.perf_counter() - t0
-    all_runs[cfg.name] = result["runs"]
-    summaries.append(study_report.summarise(result))
-    print(f"{cfg.name}: annotation "
-          f"{summaries[-1]['average']['annotation']['mean']:.4f} retrieval "
-          f"{summaries[-1]['average']['retrieval']['mean']:.4f} "
-          f"({result['seconds']:.0f} s)", flush=True)
-  total = time.perf_counter() - start
-  figures_dir = pathlib.Path(_FIGURES.value or workdir / "figures")
-  figures = study_report.figures(summaries, figures_dir)
-  command = " ".join(["python -m experiments.study"] + sys.argv[1:])
-  any_data = next((v for v in loaded.values() if not isinstance(v, str)),
-                  None)
-  if any_data is None:
-    raise DataError("study: no experiment had its data: "
-                    + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
-  data_line = (f"Data: {any_data.speech.source}; "
-               f"{len(any_data.image_train)} train / "
-               f"{len(any_data.image_test)} test images. Seeds 0-"
-               f"{max(c.seeds for c in configs) - 1}; 95% t-intervals over "
-               f"seeds. Loading and features: {data_seconds:.0f} s; whole "
-               f"study: {total:.0f} s ({total / 60:.1f} min).")
-  section = study_report.markdown(summaries, skipped, command, data_line)
-  if baseline and baseline in all_runs:
-    section = study_report.gains_markdown(summaries, all_runs, baseline,
-                                          command, data_line)
-    figures = []
-  write_json_atomic(workdir / "study.json",
-                    {"summaries": summaries, "skipped": skipped,
-                     "seconds": total, "data_seconds": data_seconds,
-                     "command": command})
-  (workdir / "study.md").write_text(section)
-  if _README.value:
-    update_readme(pathlib.Path(_README.value), section, figures,
-                  _SUITE.value)
-  print(f"study: {len(summaries)} experiments in {total:.0f} s -> "
-        f"{workdir}/study.md")
+      result = study.run_experiment(cfg, loaded[key], workdir)
+      result["seconds"] = time.perf_counter() - t0
+      all_runs[cfg.name] = result["runs"]
+      summaries.append(study_report.summarise(result))
+      print(f"{cfg.name}: annotation "
+            f"{summaries[-1]['average']['annotation']['mean']:.4f} retrieval "
+            f"{summaries[-1]['average']['retrieval']['mean']:.4f} "
+            f"({result['seconds']:.0f} s)", flush=True)
+    total = time.perf_counter() - start
+    figures_dir = pathlib.Path(_FIGURES.value or workdir / "figures")
+    figures = study_report.figures(summaries, figures_dir)
+    command = " ".join(["python -m experiments.study"] + sys.argv[1:])
+    any_data = next((v for v in loaded.values() if not isinstance(v, str)),
+                    None)
+    if any_data is None:
+      raise DataError("study: no experiment had its data: "
+                      + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    data_line = (f"Data: {any_data.speech.source}; "
+                 f"{len(any_data.image_train)} train / "
+                 f"{len(any_data.image_test)} test images. Seeds 0-"
+                 f"{max(c.seeds for c in configs) - 1}; 95% t-intervals over "
+                 f"seeds. Loading and features: {data_seconds:.0f} s; whole "
+                 f"study: {total:.0f} s ({total / 60:.1f} min).")
+    section = study_report.markdown(summaries, skipped, command, data_line)
+    if baseline and baseline in all_runs:
+      section = study_report.gains_markdown(summaries, all_runs, baseline,
+                                            command, data_line)
+      figures = []
+    write_json_atomic(workdir / "study.json",
+                      {"summaries": summaries, "skipped": skipped,
+                       "seconds": total, "data_seconds": data_seconds,
+                       "command": command})
+    (workdir / "study.md").write_text(section)
+    if _README.value:
+      cli.update_readme(pathlib.Path(_README.value), section, figures,
+                        _SUITE.value)
+    print(f"study: {len(summaries)} experiments in {total:.0f} s -> "
+          f"{workdir}/study.md")
 
 
 if __name__ == "__main__":

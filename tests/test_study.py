@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -36,6 +37,17 @@ def test_loso_star_holds_out_every_speaker_in_turn():
   for s in out:
     assert set(speech.speakers[s.test]) == {s.name}
     assert s.name not in set(speech.speakers[s.train])
+
+
+def test_loso_val_validates_on_the_next_speaker_never_the_test_one():
+  speech = _speech(["a", "b", "c", "d"] * 10)
+  out = study.expand_splits(speech, "loso_val:*")
+  assert [s.name for s in out] == ["a-val-b", "b-val-c", "c-val-d", "d-val-a"]
+  for s, (test, val) in zip(out, ("ab", "bc", "cd", "da"), strict=True):
+    assert set(speech.speakers[s.test]) == {val}
+    assert set(speech.speakers[s.train]) == set("abcd") - {test, val}
+  with pytest.raises(ConfigError, match="3 speakers"):
+    study.expand_splits(_speech(["a", "b"] * 10), "loso_val:*")
 
 
 def test_folds_are_speaker_disjoint_and_cover_everyone():
@@ -208,3 +220,45 @@ def test_bad_override_and_unknown_experiment_are_one_line_errors(tmp_path):
          flag], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _tiny_config(**changes):
+  cfg = base.get_config()
+  for item in TINY:
+    if item.startswith("--set="):
+      key, _, value = item[len("--set="):].partition("=")
+      section, _, name = key.partition(".")
+      cfg[section][name] = eval(value)  # noqa: S307 (test literals)
+  cfg.name = "tiny"
+  cfg.seeds = 1
+  for key, value in changes.items():
+    section, _, name = key.partition(".")
+    cfg[section][name] = value
+  return cfg
+
+
+def test_seed_ensemble_averages_its_members(tmp_path):
+  cfg = _tiny_config(**{"model.members": 2})
+  study.validate(cfg)
+  data = study.load_data(cfg, None)
+  (split,) = study.expand_splits(data.speech, "stratified")
+  result = study.run_seed(cfg, data, split, 0, tmp_path)
+  assert result["members"] == 2
+  # Oracle: the members' speech classifiers (seeds 0 and 0 + seeds = 1,
+  # restored from the pretraining cache), their softmaxes averaged by hand.
+  feats, labels = data.feats[split.test], data.speech.labels[split.test]
+  probs = []
+  for seed in (0, 1):
+    _, params = study.pretrain_speech(cfg, data, split, seed, tmp_path)
+    net = study.speech_net(cfg, data.speech.num_classes)
+    probs.append(np.asarray(jax.nn.softmax(net.apply({"params": params},
+                                                      feats))))
+  expected = float((np.mean(probs, 0).argmax(-1) == labels).mean())
+  assert result["speech_classifier_accuracy"] == pytest.approx(expected)
+  single = study.run_seed(_tiny_config(), data, split, 0, tmp_path / "one")
+  assert single["members"] == 1
+  assert (single["speech_classifier_accuracy"] !=
+          result["speech_classifier_accuracy"]
+          or single["annotation"] != result["annotation"])
+  with pytest.raises(ConfigError, match="model.members"):
+    study.validate(_tiny_config(**{"model.members": 0}))

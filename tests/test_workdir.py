@@ -1,6 +1,8 @@
 """Stage bookkeeping, atomic JSON and checkpoint fallback."""
 
 import json
+import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -52,3 +54,43 @@ def test_checkpointer_falls_back_to_previous_when_newest_is_corrupt(tmp_path):
 
 def test_checkpointer_empty_returns_none(tmp_path):
   assert Checkpointer(tmp_path / "c").restore_latest({"w": np.zeros(2)}) is None
+
+
+_HOLD = """
+import sys, time
+from avdigits import workdir
+with workdir.exclusive(sys.argv[1]):
+  print("held", flush=True)
+  time.sleep(600)
+"""
+
+
+def test_one_writer_per_workdir_and_a_killed_holder_frees_it(tmp_path):
+  import signal
+  import subprocess
+  import sys
+
+  from avdigits import workdir as workdir_lib
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path)],
+                            cwd=repo, stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(ConfigError, match=rf"in use by another run \(pid "
+                       rf"{holder.pid}:"):
+      with workdir_lib.exclusive(tmp_path):
+        pass
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.reproduce",
+         f"--workdir={tmp_path}", "--config=experiments/configs/quick.py"],
+        cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert f"pid {holder.pid}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  with workdir_lib.exclusive(tmp_path):  # the kernel dropped the dead lock
+    assert (tmp_path / workdir_lib.LOCK_NAME).read_text().startswith(
+        f"pid {os.getpid()}:")

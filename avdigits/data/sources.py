@@ -20,6 +20,12 @@ SPEECH_SOURCES = ("auto", "fsdd", "tidigits", "audiomnist", "tfds",
 ENV_VAR = "AVDIGITS_DATA_DIR"
 
 
+# Speech corpora under a data directory, in "auto"'s order of preference,
+# and the rate each was recorded at (Hz).
+CORPORA = ("fsdd", "tidigits", "audiomnist")
+NATIVE_RATES = {"fsdd": 8000, "tidigits": 20000, "audiomnist": 48000}
+
+
 def resolve_data_dir(flag_value: str | None) -> pathlib.Path | None:
   """The data directory from the flag, else the environment, else None."""
   value = flag_value or os.environ.get(ENV_VAR) or None
@@ -70,8 +76,7 @@ def load_speech(source: str, data_dir: pathlib.Path | None, *, seed: int,
     if data_dir is None:
       source = "tfds"
     else:
-      present = [s for s in ("fsdd", "tidigits", "audiomnist")
-                 if (data_dir / s).is_dir()]
+      present = [s for s in CORPORA if (data_dir / s).is_dir()]
       if not present:
         raise DataError(f"{data_dir}: no spoken-digit corpus found (expected "
                         f"one of fsdd/, tidigits/, audiomnist/)")
@@ -85,6 +90,13 @@ def load_speech(source: str, data_dir: pathlib.Path | None, *, seed: int,
     return load_tfds_spoken_digit(sample_rate=sample_rate)
   if data_dir is None:
     raise DataError(_no_data_dir(f"--config.data.speech={source}"))
+  if not (data_dir / source).is_dir():
+    present = [s for s in CORPORA if (data_dir / s).is_dir()]
+    hint = (f"; run on another corpus with --config.data.speech="
+            f"{present[0]} --config.data.sample_rate={NATIVE_RATES[present[0]]}"
+            if present else "")
+    raise DataError(f"--config.data.speech={source}: {data_dir / source} not "
+                    f"found{hint}")
   from avdigits.data import spoken
   if source == "fsdd":
     return spoken.load_fsdd(data_dir / "fsdd", sample_rate=sample_rate)

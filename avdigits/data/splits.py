@@ -38,6 +38,22 @@ def stratified_split(labels: np.ndarray, *, test_fraction: float = 0.2,
                      if test else np.zeros(0, np.int64))
 
 
+MNIST_TRAIN_SIZE = 60_000
+
+
+def hold_out_validation(images: ImageSet, train_idx: np.ndarray,
+                        size: int) -> np.ndarray:
+  """TensorFlow's convolutional.py split: when `train_idx` is the full
+  official MNIST training set (60,000 images in file order), its first
+  `size` images are held out as validation and never trained on (55,000
+  train for size 5,000); any other training set is returned unchanged."""
+  official = np.flatnonzero(np.asarray(images.subset) == "train")
+  if (size <= 0 or len(train_idx) != MNIST_TRAIN_SIZE
+      or not np.array_equal(train_idx, official)):
+    return train_idx
+  return train_idx[size:]
+
+
 def image_split(images: ImageSet, *, mode: str = "auto",
                 test_fraction: float = 0.2, seed: int = 0) -> Split:
   """Splits images; see IMAGE_MODES.

@@ -1,0 +1,113 @@
+"""The aligner over many initial draws: which starts the clamp kills.
+
+With the clamp S = max(0, y . x) an aligner whose scores all reach 0 gets no
+gradient and stays there, its cost fixed at the dead level (margin times
+the negatives per iteration). Whether that happens depends on the initial
+draw. `run_draws` trains the alignment stage of one finished seed from
+`draws` initial draws under each initialisation (same convnets, same data),
+each draw d with seed d for its parameters and its sampling, and records
+each draw's fate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from avdigits import evaluate, models
+from avdigits.align import train_alignment
+from avdigits.pipeline import align_schedule
+from avdigits.report import mean_ci, pct
+from avdigits.train import make_predict_fn
+from avdigits.workdir import Stage
+
+# A draw is dead when its last chunk's mean cost per iteration is within
+# this fraction of the dead level (a dead aligner sits exactly on it).
+DEAD_TOLERANCE = 1e-3
+
+
+def is_dead(last_cost: float, dead_level: float) -> bool:
+  return abs(last_cost - dead_level) <= DEAD_TOLERANCE * dead_level
+
+
+def run_draws(cfg: ml_collections.ConfigDict, data: Any, workdir: pathlib.Path,
+              image_params: Any, speech_params: Any, *, inits: list[str],
+              draws: int, image_net: Any, speech_net: Any
+              ) -> list[dict[str, Any]]:
+  """One row per (init, draw): fate, start score, annotation, retrieval.
+
+  Each draw is a resumable stage under <workdir>/draws/<init>/draw_<d>.
+  """
+  embed_image = make_predict_fn(image_net, method="embed")
+  embed_speech = make_predict_fn(speech_net, method="embed")
+  train_w = embed_image(image_params, data.train_images)
+  train_v = embed_speech(speech_params, data.train_speech)
+  test_w = embed_image(image_params, data.test_images)
+  test_v = embed_speech(speech_params, data.test_speech)
+  rows = []
+  for init in inits:
+    schedule = dataclasses.replace(align_schedule(cfg), init=init)
+    for draw in range(draws):
+      stage = Stage(workdir / "draws" / init, f"draw_{draw}",
+                    {"schedule": dataclasses.asdict(schedule), "draw": draw,
+                     "image": repr(image_net), "speech": repr(speech_net)})
+      if stage.done():
+        rows.append(stage.result())
+        continue
+      out = train_alignment(train_w, data.train_image_labels, train_v,
+                            data.train_speech_labels, data.num_speech_classes,
+                            schedule, seed=draw, stage=stage,
+                            show_progress=False)
+      aligner = models.Aligner(embed_dim=schedule.embed_dim)
+      scores = np.asarray(aligner.apply({"params": out["params"]}, test_w,
+                                        test_v, method="score_matrix"))
+      metrics = evaluate.evaluate_scores(
+          scores, data.test_image_labels, data.test_speech_labels,
+          data.num_speech_classes, trials=cfg.eval.trials, seed=cfg.seed)
+      last = out["history"][-1]["cost_mean"]
+      row = {"init": init, "draw": draw, **out["start"],
+             "dead_level": out["dead_level"], "last_cost": last,
+             "dead": is_dead(last, out["dead_level"]),
+             "annotation": metrics["annotation"]["accuracy"],
+             "retrieval": metrics["retrieval"]["accuracy"],
+             "train_seconds": out["train_seconds"]}
+      stage.finish(row)
+      rows.append(row)
+  return rows
+
+
+def _mean(values: list[float]) -> str:
+  if not values:
+    return "-"
+  m = mean_ci(values)
+  return pct(m["mean"], m["ci95"])
+
+
+def summary_markdown(rows: list[dict[str, Any]]) -> str:
+  """Per-init counts and means, then every draw."""
+  lines = ["| Start | Draws alive | Annotation, alive draws | Retrieval, "
+           "alive draws | Annotation, all draws |",
+           "| --- | --- | --- | --- | --- |"]
+  for init in dict.fromkeys(r["init"] for r in rows):
+    mine = [r for r in rows if r["init"] == init]
+    alive = [r for r in mine if not r["dead"]]
+    lines.append(
+        f"| `{init}` | {len(alive)} of {len(mine)} | "
+        f"{_mean([r['annotation'] for r in alive])} | "
+        f"{_mean([r['retrieval'] for r in alive])} | "
+        f"{_mean([r['annotation'] for r in mine])} |")
+  lines += ["", "| Start | Draw | Mean matching-pair score at start | "
+            "Mirrored | Last cost per iteration (dead level) | Fate | "
+            "Annotation | Retrieval |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+  for r in rows:
+    lines.append(
+        f"| `{r['init']}` | {r['draw']} | {r['mean_positive_score']:+.4f} | "
+        f"{'yes' if r['mirrored'] else 'no'} | {r['last_cost']:.4f} "
+        f"({r['dead_level']:g}) | {'dead' if r['dead'] else 'alive'} | "
+        f"{pct(r['annotation'])} | {pct(r['retrieval'])} |")
+  return "\n".join(lines) + "\n"

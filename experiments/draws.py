@@ -1,0 +1,91 @@
+r"""The paper config's aligner from many initial draws: alive or dead.
+
+Runs (or resumes) one seed of the config end to end, then trains its
+alignment stage again from --draws initial draws under each start in
+--inits (same convnets), and writes draws.json and draws.md (optionally
+into README.md between `<!-- draws:begin -->` and `<!-- draws:end -->`):
+
+  python -m experiments.draws --workdir=/tmp/paper --data_dir=DATA \
+      --config=experiments/configs/paper.py --config.data.speech=fsdd \
+      --config.data.sample_rate=8000 --draws=10
+"""
+
+import pathlib
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+from avdigits import draws, pipeline
+from avdigits import workdir as workdir_lock
+from avdigits.align import INITS
+from avdigits.data import sources
+from avdigits.errors import ConfigError
+from avdigits.workdir import write_json_atomic
+from experiments import cli
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where the run, the draws "
+                               "and draws.json are written.", required=True)
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Data directory; default $AVDIGITS_DATA_DIR, else TFDS.")
+_DRAWS = flags.DEFINE_integer("draws", 10, "Initial draws per start.")
+_INITS = flags.DEFINE_list("inits", ["gaussian", "gaussian_mirrored"],
+                           f"Starts to compare (any of {', '.join(INITS)}).")
+_README = flags.DEFINE_string("readme", None, "Also write the table into "
+                              "this README's draws markers.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", str(cli.CONFIG_DIR / "paper.py"), "Experiment config file.")
+
+
+def _name(source: str) -> str:
+  """A source's kind without its path ("fsdd:/data/fsdd" -> "fsdd")."""
+  return source.partition(":")[0]
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise ConfigError(f"unexpected arguments {argv[1:]}")
+  if _DRAWS.value <= 0:
+    raise ConfigError(f"--draws must be > 0, got {_DRAWS.value}")
+  for init in _INITS.value:
+    if init not in INITS:
+      raise ConfigError(f"--inits: {init!r} is not one of {', '.join(INITS)}")
+  cfg = _CONFIG.value
+  pipeline.validate_config(cfg)
+  if cfg.data.speech_split == "loso":
+    raise ConfigError("--config.data.speech_split=loso: draws run on one "
+                      "split; name it (e.g. loso:george)")
+  workdir = pathlib.Path(_WORKDIR.value)
+  with workdir_lock.exclusive(workdir):
+    data_dir = sources.resolve_data_dir(_DATA_DIR.value)
+    pipeline.run_all(cfg, data_dir, workdir, [cfg.seed], show_progress=False)
+    data = pipeline.prepare_data(cfg, data_dir)
+    image_params, speech_params, _ = pipeline.load_trained(
+        cfg, workdir, cfg.seed, data.num_speech_classes)
+    hidden = cfg.align.speech_hidden
+    rows = draws.run_draws(
+        cfg, data, workdir, image_params, speech_params, inits=_INITS.value,
+        draws=_DRAWS.value, image_net=pipeline.image_model(cfg),
+        speech_net=pipeline.speech_model(cfg, hidden, data.num_speech_classes))
+    command = " ".join(["python -m experiments.draws"] + sys.argv[1:])
+    summary = data.summary
+    section = (
+        f"Command: `{command}`\n\nData: {_name(summary['image_source'])} "
+        f"images, {_name(summary['speech_source'])} speech "
+        f"({summary['speech_split']} split, "
+        f"{summary['sample_rate']} Hz); seed {cfg.seed} convnets; draw d "
+        f"starts and samples with seed d. {len(rows)} alignment runs of "
+        f"{cfg.align.iterations:,} iterations, "
+        f"{sum(r['train_seconds'] for r in rows):,.0f} s of training in "
+        f"all.\n\n"
+        + draws.summary_markdown(rows))
+    write_json_atomic(workdir / "draws.json", {"command": command,
+                                               "rows": rows})
+    (workdir / "draws.md").write_text(section)
+    if _README.value:
+      cli.update_readme(pathlib.Path(_README.value), section, [], suite="draws")
+    print(section)
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,282 @@
+"""The faithful paper config: Gaussian and mirrored aligner starts, the
+dead level and cost units, TensorFlow's MNIST schedule, the speech pool
+readings, and TIDIGITS at 20 kHz end to end."""
+
+import collections
+import dataclasses
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from avdigits import align, models, pipeline, report
+from avdigits.data import sources
+from avdigits.data.synthetic import synthetic_speech
+from avdigits.errors import ConfigError, DataError
+from avdigits.optim import epoch_staircase, make_optimizer
+from avdigits.train import dense_mask
+from experiments.configs import default, paper
+from tests.test_audio import riff_bytes
+
+
+def _acts(seed=0, images=40, utterances=33, classes=11):
+  rng = np.random.default_rng(seed)
+  return (np.abs(rng.normal(size=(images, 512))).astype(np.float32),
+          np.arange(images) % 10,
+          np.abs(rng.normal(size=(utterances, 64))).astype(np.float32),
+          np.arange(utterances) % classes)
+
+
+def _schedule(init):
+  return align.AlignSchedule(iterations=32, chunk=16, embed_dim=8,
+                             init_std=0.1, init=init)
+
+
+def test_gaussian_start_draws_the_biases_too():
+  w, digits, v, labels = _acts()
+  params, _ = align.initial_params(_schedule("gaussian"), w, digits, v,
+                                   labels, seed=0)
+  zero, _ = align.initial_params(_schedule("zero_bias"), w, digits, v,
+                                 labels, seed=0)
+  for part in ("image_map", "speech_map"):
+    bias = np.asarray(params[part]["bias"])
+    assert 0.05 < bias.std() < 0.2 and not np.any(zero[part]["bias"])
+    np.testing.assert_array_equal(params[part]["kernel"],
+                                  zero[part]["kernel"])
+
+
+def test_mirrored_start_is_the_exact_negation_of_a_negative_draw():
+  w, digits, v, labels = _acts()
+  signs = {}
+  for seed in range(12):
+    plain, info = align.initial_params(_schedule("gaussian"), w, digits, v,
+                                       labels, seed=seed)
+    mirrored, minfo = align.initial_params(_schedule("gaussian_mirrored"), w,
+                                           digits, v, labels, seed=seed)
+    negative = info["mean_positive_score"] < 0
+    signs[negative] = True
+    assert minfo["mirrored"] is negative and not info["mirrored"]
+    assert minfo["mean_positive_score"] == pytest.approx(
+        abs(info["mean_positive_score"]), rel=1e-5)
+    np.testing.assert_array_equal(mirrored["image_map"]["kernel"],
+                                  plain["image_map"]["kernel"])
+    np.testing.assert_array_equal(mirrored["image_map"]["bias"],
+                                  plain["image_map"]["bias"])
+    for name in ("kernel", "bias"):
+      expected = plain["speech_map"][name]
+      np.testing.assert_array_equal(mirrored["speech_map"][name],
+                                    -expected if negative else expected)
+  assert signs == {True: True, False: True}  # both cases were reached
+
+
+def test_mean_positive_score_by_hand():
+  w, digits, v, labels = _acts(images=6, utterances=4, classes=4)
+  params, _ = align.initial_params(_schedule("gaussian"), w, digits, v,
+                                   labels, seed=3)
+  x = np.maximum(w @ params["image_map"]["kernel"]
+                 + params["image_map"]["bias"], 0)
+  y = v @ params["speech_map"]["kernel"] + params["speech_map"]["bias"]
+  pairs = [(i, j) for i in range(6) for j in range(4)
+           if digits[i] == labels[j]]
+  expected = np.mean([x[i] @ y[j] for i, j in pairs])
+  got = align.mean_positive_score(params, w, digits, v, labels)
+  assert got == pytest.approx(expected, rel=1e-4)
+
+
+def test_dead_level_counts_the_negatives():
+  digits = np.arange(100) % 10
+  assert align.dead_level(digits, 10) == 9.0
+  # TIDIGITS: "oh" (class 10) and "zero" both name digit 0.
+  assert align.dead_level(digits, 11) == pytest.approx(9.9)
+  assert align.dead_level(np.zeros(5, int), 11, margin=2.0) == 18.0
+
+
+def test_cost_per_iteration_and_per_block_agree(tmp_path):
+  from avdigits.workdir import Stage
+  w, digits, v, labels = _acts(classes=10)
+  schedule = dataclasses.replace(_schedule("gaussian_mirrored"),
+                                 learning_rate=1e-2)
+  out = align.train_alignment(w, digits, v, labels, 10, schedule, seed=0,
+                              stage=Stage(tmp_path, "align", {}),
+                              show_progress=False)
+  assert out["dead_level"] == 9.0 and out["start"]["mirrored"] in (True,
+                                                                  False)
+  for row in out["history"]:
+    assert row["cost_sum"] == pytest.approx(row["cost_mean"] * 16, rel=1e-5)
+  cost = report.align_cost(out)["cost"]
+  assert cost["step"] == [16, 32]
+  np.testing.assert_allclose(cost["sum_per_50000"],
+                             np.array(cost["mean_per_iteration"]) * 50_000)
+
+
+def test_clamped_dead_start_stays_at_the_dead_level(tmp_path):
+  """A start with every score <= 0 gets no gradient under the clamp."""
+  from avdigits.workdir import Stage
+  w, digits, v, labels = _acts(classes=10)
+  schedule = dataclasses.replace(_schedule("zero_bias"), learning_rate=1e-2)
+  _, info = align.initial_params(schedule, w, digits, v, labels, seed=0)
+  assert np.isfinite(info["mean_positive_score"])
+  # Silent utterances (v = 0) with zero b_m: every score is exactly 0.
+  out = align.train_alignment(w, digits, np.zeros_like(v), labels, 10,
+                              schedule, seed=0,
+                              stage=Stage(tmp_path, "align", {}),
+                              show_progress=False)
+  assert [r["cost_mean"] for r in out["history"]] == [9.0, 9.0]
+
+
+def test_epoch_staircase_is_tensorflows_exponential_decay():
+  # convolutional.py: exponential_decay(0.01, batch * 64, 55000, 0.95,
+  # staircase=True), i.e. 0.01 * 0.95 ** floor(step * 64 / 55000).
+  schedule = epoch_staircase(0.01, 55000 / 64, 0.95)
+  for step in (0, 858, 859, 860, 1718, 1719, 8592):
+    expected = 0.01 * 0.95 ** (step * 64 // 55000)
+    assert float(schedule(step)) == pytest.approx(expected, rel=1e-6), step
+  assert float(schedule(859)) == pytest.approx(0.01)  # 859*64 < 55000
+  assert float(schedule(860)) == pytest.approx(0.0095)
+
+
+def test_momentum_with_l2_on_dense_layers_matches_tensorflow():
+  """Two steps of MomentumOptimizer(lr, 0.9) on loss + 5e-4 * sum of
+  l2_loss over the dense layers' weights and biases, by hand."""
+  net = models.ImageNet(widths=(2, 4), hidden=8)
+  params = net.init(jax.random.key(0), jnp.zeros((1, 28, 28)))["params"]
+  grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
+  tx = make_optimizer("momentum", 0.01, 10, schedule="epoch_staircase",
+                      steps_per_epoch=1.0, decay_rate=0.95, l2=5e-4,
+                      l2_mask=dense_mask)
+  state = tx.init(params)
+  p = params
+  for _ in range(2):
+    updates, state = tx.update(grads, state, p)
+    p = optax.apply_updates(p, updates)
+  for layer in params:
+    decay = 5e-4 if layer.startswith(("dense", "logits")) else 0.0
+    for name in params[layer]:
+      p0 = np.asarray(params[layer][name], np.float64)
+      acc = 0.5 + decay * p0                       # step 0, lr 0.01
+      p1 = p0 - 0.01 * acc
+      acc = 0.9 * acc + 0.5 + decay * p1           # step 1, lr 0.0095
+      p2 = p1 - 0.0095 * acc
+      np.testing.assert_allclose(p[layer][name], p2, rtol=1e-5, atol=1e-8)
+
+
+def test_image_steps_are_epochs_times_examples_over_batch():
+  cfg = paper.get_config()
+  s = pipeline._image_schedule(cfg, 55_000)
+  assert s.steps == 8593 and s.steps_per_epoch == pytest.approx(55000 / 64)
+  assert (s.optimizer, s.learning_rate, s.l2_dense) == ("momentum", 0.01,
+                                                         5e-4)
+  assert pipeline._image_schedule(default.get_config(), 6400).steps == 1000
+
+
+@pytest.mark.parametrize("pool,flat,total", [("time_channel", 96 * 31,
+                                              4_116_747),
+                                             ("time", 96 * 64, 7_360_779)])
+def test_speech_pool_readings(pool, flat, total):
+  net = models.SpeechNet(hidden=1024, num_classes=11, pool=pool)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 100, 23)),
+                  jnp.float32)
+  params = net.init(jax.random.key(0), x)["params"]
+  assert params["dense1"]["kernel"].shape == (flat, 1024)
+  assert sum(a.size for a in jax.tree.leaves(params)) == total
+  # "time": the max over 3 frames of each map, then ReLU.
+  if pool == "time":
+    conv = net.apply({"params": params}, x,
+                     method=lambda m, x: m.conv(x))
+    pooled = np.maximum(np.maximum(np.maximum(conv[:, :-2], conv[:, 1:-1]),
+                                   conv[:, 2:]), 0)
+    dense = np.maximum(pooled.reshape(2, -1) @ params["dense1"]["kernel"]
+                       + params["dense1"]["bias"], 0)
+    dense = np.maximum(dense @ params["dense2"]["kernel"]
+                       + params["dense2"]["bias"], 0)
+    np.testing.assert_allclose(net.apply({"params": params}, x,
+                                         method="embed"), dense, rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_bad_pool_and_init_are_config_errors():
+  cfg = paper.get_config()
+  cfg.speech.pool = "channel"
+  with pytest.raises(ConfigError, match="speech.pool"):
+    pipeline.validate_config(cfg)
+  with pytest.raises(ConfigError, match="align.init"):
+    dataclasses.replace(align.AlignSchedule(), init="uniform").validate()
+
+
+def test_paper_config_asks_for_tidigits_and_names_the_fallback(tmp_path):
+  (tmp_path / "fsdd").mkdir()
+  cfg = paper.get_config()
+  assert (cfg.data.speech, cfg.data.sample_rate) == ("tidigits", 20000)
+  cfg.data.images = "synthetic"
+  cfg.data.synthetic_images_per_class = 2
+  with pytest.raises(DataError, match=r"--config.data.speech=fsdd "
+                     r"--config.data.sample_rate=8000"):
+    pipeline.load_corpora(cfg, tmp_path)
+  assert sources.NATIVE_RATES["tidigits"] == 20000
+
+
+def _tidigits_at_20khz(root: pathlib.Path) -> None:
+  """Synthetic spoken digits at 20 kHz in TIDIGITS' layout: two adult
+  training speakers and one test speaker, "z", "o", "1".."9"."""
+  speech = synthetic_speech(6, sample_rate=20000, seed=0)
+  names = {0: "z", 10: "o"}
+  seen = collections.Counter()
+  for wave, label in zip(speech.waveforms, speech.labels, strict=True):
+    k = seen[int(label)]
+    seen[int(label)] += 1
+    subset, speaker = [("train", "man/aa"), ("train", "woman/bb"),
+                       ("test", "man/cc")][k % 3]
+    folder = root / "tidigits" / subset / speaker
+    folder.mkdir(parents=True, exist_ok=True)
+    pcm = (np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes()
+    name = f"{names.get(int(label), int(label))}{'ab'[k // 3]}.wav"
+    (folder / name).write_bytes(riff_bytes(pcm, rate=20000))
+
+
+def test_paper_config_runs_on_tidigits_at_20khz(tmp_path):
+  _tidigits_at_20khz(tmp_path)
+  cfg = paper.get_config()
+  cfg.data.images = "synthetic"
+  cfg.data.synthetic_images_per_class = 12
+  cfg.image.epochs = 1
+  cfg.speech.hidden_sizes = (64,)
+  cfg.speech.steps = 4
+  cfg.speech.steps_per_chunk = 2
+  cfg.speech.batch_size = 8
+  cfg.align.speech_hidden = 64
+  cfg.align.embed_dim = 16
+  cfg.align.iterations = 64
+  cfg.align.chunk = 32
+  cfg.eval.trials = 5
+  by_split, summary = pipeline.run_all(cfg, tmp_path, tmp_path / "w", [0],
+                                       show_progress=False)
+  assert summary["sample_rate"] == 20000
+  assert summary["speech_source"].startswith("tidigits")
+  assert summary["num_speech_classes"] == 11
+  assert summary["speakers"]["test"] == ["man/cc"]
+  (run,) = by_split["upstream"]
+  assert run["align"]["dead_level"] == pytest.approx(9.9)
+  assert set(run["align"]["start"]) == {"mean_positive_score", "mirrored"}
+  assert len(run["align"]["history"]) == 2
+
+
+def test_tensorflow_validation_hold_out_needs_the_full_training_set():
+  from avdigits.data import splits
+  from avdigits.data.types import ImageSet
+  n = splits.MNIST_TRAIN_SIZE + 10
+  subset = np.array(["train"] * splits.MNIST_TRAIN_SIZE + ["test"] * 10)
+  images = ImageSet(images=np.zeros((n, 1, 1), np.uint8),
+                    labels=np.arange(n) % 10, subset=subset, source="toy")
+  train, _ = splits.image_split(images, mode="official")
+  kept = splits.hold_out_validation(images, train, 5000)
+  np.testing.assert_array_equal(kept, np.arange(5000, 60000))
+  assert len(splits.hold_out_validation(images, train, 0)) == 60000
+  small = ImageSet(images=np.zeros((20, 1, 1), np.uint8),
+                   labels=np.arange(20) % 10,
+                   subset=np.array(["train"] * 10 + ["test"] * 10),
+                   source="toy")
+  train, _ = splits.image_split(small, mode="official")
+  assert splits.hold_out_validation(small, train, 5000) is train

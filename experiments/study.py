@@ -71,7 +71,7 @@ _FIGURES = flags.DEFINE_string("figures_dir", None, "Where the figures go "
 
 
 def load_config(name: str, overrides: list[str]):
-  known = dict.fromkeys(EXPERIMENTS + VOICES)
+  known = dict.fromkeys(EXPERIMENTS + VOICES + POOL)
   if name not in known:
     raise ConfigError(f"--only: unknown experiment {name!r}; choose from "
                       f"{', '.join(known)}")

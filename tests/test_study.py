@@ -262,3 +262,15 @@ def test_seed_ensemble_averages_its_members(tmp_path):
           or single["annotation"] != result["annotation"])
   with pytest.raises(ConfigError, match="model.members"):
     study.validate(_tiny_config(**{"model.members": 0}))
+
+
+def test_every_suite_names_loadable_experiments():
+  code = ("from absl import flags\n"
+          "from experiments import study as s\n"
+          "flags.FLAGS(['study', '--workdir=/nonexistent'])\n"
+          "names = [n for names, _ in s.SUITES.values() for n in names]\n"
+          "print(len([s.load_config(n, []) for n in names]))\n")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert int(proc.stdout.strip()) >= 30

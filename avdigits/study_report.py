@@ -193,10 +193,12 @@ def gains_markdown(summaries: list[dict[str, Any]],
                    baseline: str, command: str, data_line: str) -> str:
   """An ablation table: each experiment's figures (mean over splits, CI
   over seeds), its gain over `baseline` (CI over paired (split, seed) runs)
-  and its worst split."""
+  and, with more than one split, its worst split."""
+  per_split = any(len(s["splits"]) > 1 for s in summaries)
   header = (["Method"] + [t for _, t in ABLATION_METRICS]
             + [f"Gain: {t.lower()}" for _, t in ABLATION_METRICS]
-            + ["Worst held-out speaker (annotation)", "Seeds"])
+            + ["Worst held-out speaker (annotation)"] * per_split
+            + ["Seeds"])
   lines = [f"Command: `{command}`", "", data_line, "",
            "| " + " | ".join(header) + " |", "| --- " * len(header) + "|"]
   for s in summaries:
@@ -209,8 +211,8 @@ def gains_markdown(summaries: list[dict[str, Any]],
              + (["(baseline)"] * len(ABLATION_METRICS)
                 if s["name"] == baseline
                 else [_pct(gain[k], "+.2f", "") for k, _ in ABLATION_METRICS])
-             + [f"{worst_name} {100 * worst['mean']:.2f}%",
-                str(s["seeds"])])
+             + [f"{worst_name} {100 * worst['mean']:.2f}%"] * per_split
+             + [str(s["seeds"])])
     lines.append("| " + " | ".join(cells) + " |")
   lines.append("")
   return "\n".join(lines)

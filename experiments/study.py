@@ -147,12 +147,16 @@ def main(argv: list[str]) -> None:
     if any_data is None:
       raise DataError("study: no experiment had its data: "
                       + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    run_seconds = sum(r.get("seconds", 0.0) for runs in all_runs.values()
+                      for r in runs)
     data_line = (f"Data: {any_data.speech.source}; "
                  f"{len(any_data.image_train)} train / "
                  f"{len(any_data.image_test)} test images. Seeds 0-"
                  f"{max(c.seeds for c in configs) - 1}; 95% t-intervals over "
-                 f"seeds. Loading and features: {data_seconds:.0f} s; whole "
-                 f"study: {total:.0f} s ({total / 60:.1f} min).")
+                 f"seeds. Loading and features: {data_seconds:.0f} s; the "
+                 f"runs took {run_seconds:,.0f} s when trained (summed over "
+                 f"runs; finished runs are restored, not retrained); this "
+                 f"invocation: {total:.0f} s.")
     section = study_report.markdown(summaries, skipped, command, data_line)
     if baseline and baseline in all_runs:
       section = study_report.gains_markdown(summaries, all_runs, baseline,

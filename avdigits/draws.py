@@ -12,13 +12,14 @@ each draw's fate.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 from typing import Any
 
 import ml_collections
 import numpy as np
 
-from avdigits import evaluate, models
+from avdigits import align, evaluate, models
 from avdigits.align import train_alignment
 from avdigits.pipeline import align_schedule
 from avdigits.report import mean_ci, pct
@@ -55,29 +56,50 @@ def run_draws(cfg: ml_collections.ConfigDict, data: Any, workdir: pathlib.Path,
       stage = Stage(workdir / "draws" / init, f"draw_{draw}",
                     {"schedule": dataclasses.asdict(schedule), "draw": draw,
                      "image": repr(image_net), "speech": repr(speech_net)})
-      if stage.done():
-        rows.append(stage.result())
-        continue
+      # A finished draw resumes at its last checkpoint and returns at once.
       out = train_alignment(train_w, data.train_image_labels, train_v,
                             data.train_speech_labels, data.num_speech_classes,
                             schedule, seed=draw, stage=stage,
                             show_progress=False)
       aligner = models.Aligner(embed_dim=schedule.embed_dim)
-      scores = np.asarray(aligner.apply({"params": out["params"]}, test_w,
-                                        test_v, method="score_matrix"))
+      score = functools.partial(aligner.apply, {"params": out["params"]},
+                                method="score_matrix")
       metrics = evaluate.evaluate_scores(
-          scores, data.test_image_labels, data.test_speech_labels,
-          data.num_speech_classes, trials=cfg.eval.trials, seed=cfg.seed)
+          np.asarray(score(test_w, test_v)), data.test_image_labels,
+          data.test_speech_labels, data.num_speech_classes,
+          trials=cfg.eval.trials, seed=cfg.seed)
       last = out["history"][-1]["cost_mean"]
       row = {"init": init, "draw": draw, **out["start"],
              "dead_level": out["dead_level"], "last_cost": last,
              "dead": is_dead(last, out["dead_level"]),
+             "dead_digits": dead_digits(np.asarray(score(train_w, train_v)),
+                                        data.train_image_labels,
+                                        data.train_speech_labels),
              "annotation": metrics["annotation"]["accuracy"],
              "retrieval": metrics["retrieval"]["accuracy"],
-             "train_seconds": out["train_seconds"]}
+             "train_seconds": (stage.result()["train_seconds"]
+                               if stage.done() else out["train_seconds"])}
       stage.finish(row)
       rows.append(row)
   return rows
+
+
+def dead_digits(scores: np.ndarray, image_digits: np.ndarray,
+                speech_labels: np.ndarray) -> list[int]:
+  """Digits none of whose matching training pairs scores above 0: the
+  clamp passes no gradient to them (scores [images, utterances])."""
+  positive = align.positive_mask(image_digits, speech_labels)
+  return [int(d) for d in np.unique(image_digits)
+          if not np.any(scores[image_digits == d][positive[image_digits == d]]
+                        > 0)]
+
+
+def fate(row: dict[str, Any]) -> str:
+  if row["dead"]:
+    return "dead"
+  if row["dead_digits"]:
+    return "digit " + ", ".join(map(str, row["dead_digits"])) + " dead"
+  return "alive"
 
 
 def _mean(values: list[float]) -> str:
@@ -89,17 +111,20 @@ def _mean(values: list[float]) -> str:
 
 def summary_markdown(rows: list[dict[str, Any]]) -> str:
   """Per-init counts and means, then every draw."""
-  lines = ["| Start | Draws alive | Annotation, alive draws | Retrieval, "
-           "alive draws | Annotation, all draws |",
-           "| --- | --- | --- | --- | --- |"]
+  lines = ["| Start | Draws | Alive | One or more digits dead | Dead | "
+           "Annotation, all draws | Retrieval, all draws | Annotation, "
+           "alive draws |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
   for init in dict.fromkeys(r["init"] for r in rows):
     mine = [r for r in rows if r["init"] == init]
-    alive = [r for r in mine if not r["dead"]]
+    alive = [r for r in mine if fate(r) == "alive"]
+    dead = [r for r in mine if r["dead"]]
     lines.append(
-        f"| `{init}` | {len(alive)} of {len(mine)} | "
-        f"{_mean([r['annotation'] for r in alive])} | "
-        f"{_mean([r['retrieval'] for r in alive])} | "
-        f"{_mean([r['annotation'] for r in mine])} |")
+        f"| `{init}` | {len(mine)} | {len(alive)} | "
+        f"{len(mine) - len(alive) - len(dead)} | {len(dead)} | "
+        f"{_mean([r['annotation'] for r in mine])} | "
+        f"{_mean([r['retrieval'] for r in mine])} | "
+        f"{_mean([r['annotation'] for r in alive])} |")
   lines += ["", "| Start | Draw | Mean matching-pair score at start | "
             "Mirrored | Last cost per iteration (dead level) | Fate | "
             "Annotation | Retrieval |",
@@ -108,6 +133,6 @@ def summary_markdown(rows: list[dict[str, Any]]) -> str:
     lines.append(
         f"| `{r['init']}` | {r['draw']} | {r['mean_positive_score']:+.4f} | "
         f"{'yes' if r['mirrored'] else 'no'} | {r['last_cost']:.4f} "
-        f"({r['dead_level']:g}) | {'dead' if r['dead'] else 'alive'} | "
+        f"({r['dead_level']:g}) | {fate(r)} | "
         f"{pct(r['annotation'])} | {pct(r['retrieval'])} |")
   return "\n".join(lines) + "\n"

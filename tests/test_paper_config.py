@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from avdigits import align, models, pipeline, report
+from avdigits import align, draws, models, pipeline, report
 from avdigits.data import sources
 from avdigits.data.synthetic import synthetic_speech
 from avdigits.errors import ConfigError, DataError
@@ -261,6 +261,40 @@ def test_paper_config_runs_on_tidigits_at_20khz(tmp_path):
   assert run["align"]["dead_level"] == pytest.approx(9.9)
   assert set(run["align"]["start"]) == {"mean_positive_score", "mirrored"}
   assert len(run["align"]["history"]) == 2
+  # The draws: every (start, draw) trained, resumed on a second call.
+  data = pipeline.prepare_data(cfg, tmp_path)
+  image_params, speech_params, _ = pipeline.load_trained(
+      cfg, tmp_path / "w", 0, 11)
+  kwargs = dict(inits=["gaussian", "gaussian_mirrored"], draws=2,
+                image_net=pipeline.image_model(cfg),
+                speech_net=pipeline.speech_model(cfg, 64, 11))
+  rows = draws.run_draws(cfg, data, tmp_path / "w", image_params,
+                         speech_params, **kwargs)
+  assert [(r["init"], r["draw"]) for r in rows] == [
+      ("gaussian", 0), ("gaussian", 1), ("gaussian_mirrored", 0),
+      ("gaussian_mirrored", 1)]
+  for plain, mirrored in zip(rows[:2], rows[2:], strict=True):
+    assert mirrored["mirrored"] == (plain["mean_positive_score"] < 0)
+    assert mirrored["mean_positive_score"] == pytest.approx(
+        abs(plain["mean_positive_score"]), rel=1e-5)
+  again = draws.run_draws(cfg, data, tmp_path / "w", image_params,
+                          speech_params, **kwargs)
+  assert again == rows
+  table = draws.summary_markdown(rows)
+  assert "| `gaussian` | 2 |" in table and table.count("| `gaussian") == 6
+
+
+def test_dead_digits_and_fates():
+  scores = np.array([[1.0, 0.0, -1.0],     # digit 0 image
+                     [0.0, 0.0, 2.0],      # digit 1 image
+                     [0.0, 0.0, 0.0]])     # digit 2 image
+  image_digits = np.array([0, 1, 2])
+  speech_labels = np.array([0, 1, 2])       # utterance j says digit j
+  assert draws.dead_digits(scores, image_digits, speech_labels) == [1, 2]
+  row = {"dead": False, "dead_digits": [1, 2]}
+  assert draws.fate(row) == "digit 1, 2 dead"
+  assert draws.fate({"dead": False, "dead_digits": []}) == "alive"
+  assert draws.fate({"dead": True, "dead_digits": [0, 1, 2]}) == "dead"
 
 
 def test_tensorflow_validation_hold_out_needs_the_full_training_set():

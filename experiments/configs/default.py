@@ -54,9 +54,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.speech.steps = 3000
   c.speech.hidden_sizes = (1024,)
   c.speech.pool = "time_channel"
-  # The paper's clamp S = max(0, y.x) kills every gradient within a few
-  # hundred iterations (all scores reach 0, the cost sticks at 9 = number of
-  # negatives); without it the hinge trains.
+  # The paper's clamp S = max(0, y.x) kills some initial draws outright and
+  # one digit's scores in others (README: "the clamp over many draws");
+  # without it the hinge trains from every draw.
   c.align.clamp = False
   c.align.init = "zero_bias"
   return c

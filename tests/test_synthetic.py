@@ -196,3 +196,29 @@ def test_speech_without_espeakng_loader(monkeypatch):
       synthetic.synthetic_speech(1, seed=12)
   finally:
     synthetic._espeak_paths.cache_clear()
+
+
+def test_library_copies_of_killed_processes_are_removed():
+  import os
+  import pathlib
+  import subprocess
+  import sys
+  import tempfile
+
+  from avdigits.data import synthetic
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  tmp = pathlib.Path(tempfile.gettempdir())
+  stale = tmp / f"avdigits-espeak-{dead.stdout.strip()}-test"
+  live = tmp / f"avdigits-espeak-{os.getpid()}-test"
+  for folder in (stale, live):
+    folder.mkdir(exist_ok=True)
+    (folder / "libespeak-ng.so").write_bytes(b"x")
+  try:
+    synthetic._remove_stale_copies()
+    assert not stale.exists() and live.exists()
+  finally:
+    for folder in (stale, live):
+      if folder.exists():
+        (folder / "libespeak-ng.so").unlink()
+        folder.rmdir()

@@ -14,6 +14,7 @@ import atexit
 import ctypes
 import functools
 import math
+import os
 import pathlib
 import shutil
 import tempfile
@@ -257,6 +258,24 @@ def _espeak_paths() -> tuple[pathlib.Path, pathlib.Path]:
   return library, data
 
 
+_COPY_PREFIX = "avdigits-espeak-"
+
+
+def _remove_stale_copies() -> None:
+  """Deletes library copies left by processes that were killed (atexit
+  does not run on SIGKILL); a copy's folder name carries its process id."""
+  for folder in pathlib.Path(tempfile.gettempdir()).glob(f"{_COPY_PREFIX}*"):
+    pid = folder.name[len(_COPY_PREFIX):].partition("-")[0]
+    if not pid.isdigit():
+      continue
+    try:
+      os.kill(int(pid), 0)
+    except ProcessLookupError:
+      shutil.rmtree(folder, ignore_errors=True)
+    except PermissionError:  # alive, another user's
+      pass
+
+
 @functools.cache
 def _library_copy(library: pathlib.Path) -> pathlib.Path:
   """A private copy of the eSpeak NG library, made once per process.
@@ -267,7 +286,9 @@ def _library_copy(library: pathlib.Path) -> pathlib.Path:
   copy afresh for each utterance (and unloading it after) resets all of it,
   without touching anyone else who loaded the library.
   """
-  folder = pathlib.Path(tempfile.mkdtemp(prefix="avdigits-espeak-"))
+  _remove_stale_copies()
+  folder = pathlib.Path(tempfile.mkdtemp(
+      prefix=f"{_COPY_PREFIX}{os.getpid()}-"))
   atexit.register(shutil.rmtree, folder, ignore_errors=True)
   try:
     return pathlib.Path(shutil.copy(library, folder))

@@ -169,7 +169,7 @@ def main(argv: list[str]) -> None:
     (workdir / "study.md").write_text(section)
     if _README.value:
       cli.update_readme(pathlib.Path(_README.value), section, figures,
-                        _SUITE.value)
+                        _MARKERS.value or _SUITE.value)
     print(f"study: {len(summaries)} experiments in {total:.0f} s -> "
           f"{workdir}/study.md")
 

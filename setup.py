@@ -31,6 +31,7 @@ EXTRAS_REQUIRE = {
 }
 EXTRAS_REQUIRE["test"] = EXTRAS_REQUIRE["tfds"] + [
     "pytest>=8.0",
+    "pytest-xdist>=3.5",                # the suite on 2 processes, by file
     "hypothesis>=6.100",                # property-based reader tests
     "kaldi-native-fbank>=1.20",         # Kaldi's fbank, the features' oracle
     "ruff>=0.6",

@@ -89,7 +89,9 @@ def test_read_idx_rejects_bad_files(tmp_path, blob, message, gz):
 
 
 @pytest.mark.parametrize("blob", [
-    b"not gzip at all", gzip.compress(idx_bytes(np.zeros(9)))[:-12]])
+    b"not gzip at all",
+    gzip.compress(idx_bytes(np.zeros(9)), mtime=0)[:-12]],
+    ids=["not_gzip", "truncated_gzip"])
 def test_read_idx_rejects_corrupt_gzip(tmp_path, blob):
   path = tmp_path / "t10k-labels-idx1-ubyte.gz"
   path.write_bytes(blob)

@@ -1,7 +1,7 @@
 r"""Throughput of every training loop and of feature extraction.
 
   python -m experiments.benchmark --output=/tmp/bench.json \
-      [--batch_sizes=64,256] [--repeats=5] [--data_dir=../shared/data] \
+      [--batch_sizes=64,256] [--repeats=5] [--data_dir=DATA] \
       [--reproduce=true]
 
 Each figure is measured after a warm-up call that compiles (compile time is

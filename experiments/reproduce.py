@@ -1,7 +1,7 @@
 r"""Runs the whole study: convnets, alignment, evaluation, report.
 
   python -m experiments.reproduce --workdir=/tmp/avdigits \
-      --data_dir=../shared/data [--config=experiments/configs/paper.py] \
+      --data_dir=DATA [--config=experiments/configs/paper.py] \
       [--seeds=5] [--config.data.speech_split=loso]
 
 With --config.data.speech_split=loso every speaker of the speech corpus is

@@ -1,6 +1,6 @@
 r"""Runs the study: every experiment config, >= 5 seeds each, one table.
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       [--only=two_stage,loso] [--seeds=5] [--readme=README.md \
       --figures_dir=docs/study] [--set=train.steps=200 ...]
 

@@ -1,7 +1,7 @@
 r"""A smoke run that finishes in well under a minute on a 2-core CPU.
 
   python -m experiments.reproduce --workdir=/tmp/quick \
-      --config=experiments/configs/quick.py --data_dir=../shared/data
+      --config=experiments/configs/quick.py --data_dir=DATA
 """
 
 import ml_collections

@@ -1,7 +1,7 @@
 r"""Speaker-independent evaluation on AudioMNIST: five speaker-disjoint folds
 (runs only when <data_dir>/audiomnist is there; resampled to 8 kHz).
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=audiomnist_folds
 """
 

@@ -1,7 +1,7 @@
 r"""Children's speech: train on TIDIGITS adults, test on its boys and girls
 (runs only when <data_dir>/tidigits holds the children's part).
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=children
 """
 

@@ -1,6 +1,6 @@
 r"""Loss ablation: the paper's hinge with S = max(0, y.x), Adam.
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=hinge_clamp
 """
 

@@ -1,7 +1,7 @@
 r"""Joint end-to-end fine-tuning from the pretrained classifiers on the
 cross-modal InfoNCE loss alone.
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=joint_pretrained
 """
 

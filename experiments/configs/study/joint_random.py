@@ -2,7 +2,7 @@ r"""Joint end-to-end training from random initialisation, supervised by
 pairs alone: both convnets and the aligner trained together on the
 cross-modal InfoNCE loss, no classification heads.
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=joint_random
 """
 

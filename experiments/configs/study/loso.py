@@ -1,7 +1,7 @@
 r"""Speaker-independent evaluation: the two-stage model with every FSDD
 speaker held out in turn (train on the other four).
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=loso
 """
 

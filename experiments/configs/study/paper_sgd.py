@@ -2,7 +2,7 @@ r"""The paper's optimiser without the clamp: plain SGD 1e-5, one image against
 one utterance of every class per iteration (50,000 iterations, a tenth of
 the paper's 500,000, to fit the study's time budget).
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=paper_sgd
 """
 

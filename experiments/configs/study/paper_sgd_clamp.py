@@ -1,7 +1,7 @@
 r"""The paper's alignment exactly: hinge with S = max(0, y.x), SGD 1e-5
 (50,000 iterations).
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=paper_sgd_clamp
 """
 

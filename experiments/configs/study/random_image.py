@@ -1,7 +1,7 @@
 r"""Ablation: only the speech convnet trained; the image convnet keeps its
 random initialisation (frozen); the aligner trains on both.
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=random_image
 """
 

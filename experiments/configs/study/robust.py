@@ -3,7 +3,7 @@ squares on training images, speed/pitch warping and two noisy copies (white
 and babble noise at random SNRs) of every training utterance; then the
 two-stage model. Evaluated under every corruption.
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=robust
 """
 

@@ -1,7 +1,7 @@
 r"""Loss ablation: the hinge from both sides (images rank utterances and
 utterances rank images), Adam.
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=symmetric_hinge
 """
 

@@ -1,7 +1,7 @@
 r"""Two-stage model: pretrained classifiers frozen, aligner trained with a
 contrastive (InfoNCE) loss over groups, Adam with cosine decay.
 
-  python -m experiments.study --workdir=/tmp/study --data_dir=../shared/data \
+  python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
       --only=two_stage
 """
 

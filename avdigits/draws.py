@@ -19,9 +19,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from avdigits import align, evaluate, models
+from avdigits import align, evaluate, models, pipeline
 from avdigits.align import train_alignment
-from avdigits.pipeline import align_schedule
 from avdigits.report import mean_ci, pct
 from avdigits.train import make_predict_fn
 from avdigits.workdir import Stage
@@ -37,12 +36,14 @@ def is_dead(last_cost: float, dead_level: float) -> bool:
 
 def run_draws(cfg: ml_collections.ConfigDict, data: Any, workdir: pathlib.Path,
               image_params: Any, speech_params: Any, *, inits: list[str],
-              draws: int, image_net: Any, speech_net: Any
-              ) -> list[dict[str, Any]]:
+              draws: int) -> list[dict[str, Any]]:
   """One row per (init, draw): fate, start score, annotation, retrieval.
 
   Each draw is a resumable stage under <workdir>/draws/<init>/draw_<d>.
   """
+  image_net = pipeline.image_model(cfg)
+  speech_net = pipeline.speech_model(cfg, cfg.align.speech_hidden,
+                                     data.num_speech_classes)
   embed_image = make_predict_fn(image_net, method="embed")
   embed_speech = make_predict_fn(speech_net, method="embed")
   train_w = embed_image(image_params, data.train_images)
@@ -51,7 +52,7 @@ def run_draws(cfg: ml_collections.ConfigDict, data: Any, workdir: pathlib.Path,
   test_v = embed_speech(speech_params, data.test_speech)
   rows = []
   for init in inits:
-    schedule = dataclasses.replace(align_schedule(cfg), init=init)
+    schedule = dataclasses.replace(pipeline.align_schedule(cfg), init=init)
     for draw in range(draws):
       stage = Stage(workdir / "draws" / init, f"draw_{draw}",
                     {"schedule": dataclasses.asdict(schedule), "draw": draw,

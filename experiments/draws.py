@@ -62,11 +62,8 @@ def main(argv: list[str]) -> None:
     data = pipeline.prepare_data(cfg, data_dir)
     image_params, speech_params, _ = pipeline.load_trained(
         cfg, workdir, cfg.seed, data.num_speech_classes)
-    hidden = cfg.align.speech_hidden
-    rows = draws.run_draws(
-        cfg, data, workdir, image_params, speech_params, inits=_INITS.value,
-        draws=_DRAWS.value, image_net=pipeline.image_model(cfg),
-        speech_net=pipeline.speech_model(cfg, hidden, data.num_speech_classes))
+    rows = draws.run_draws(cfg, data, workdir, image_params, speech_params,
+                           inits=_INITS.value, draws=_DRAWS.value)
     command = " ".join(["python -m experiments.draws"] + sys.argv[1:])
     summary = data.summary
     section = (

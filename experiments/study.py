@@ -71,7 +71,7 @@ _FIGURES = flags.DEFINE_string("figures_dir", None, "Where the figures go "
 
 
 def load_config(name: str, overrides: list[str]):
-  known = dict.fromkeys(EXPERIMENTS + VOICES + POOL)
+  known = dict.fromkeys(n for names, _ in SUITES.values() for n in names)
   if name not in known:
     raise ConfigError(f"--only: unknown experiment {name!r}; choose from "
                       f"{', '.join(known)}")

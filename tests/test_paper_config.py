@@ -265,9 +265,7 @@ def test_paper_config_runs_on_tidigits_at_20khz(tmp_path):
   data = pipeline.prepare_data(cfg, tmp_path)
   image_params, speech_params, _ = pipeline.load_trained(
       cfg, tmp_path / "w", 0, 11)
-  kwargs = dict(inits=["gaussian", "gaussian_mirrored"], draws=2,
-                image_net=pipeline.image_model(cfg),
-                speech_net=pipeline.speech_model(cfg, 64, 11))
+  kwargs = dict(inits=["gaussian", "gaussian_mirrored"], draws=2)
   rows = draws.run_draws(cfg, data, tmp_path / "w", image_params,
                          speech_params, **kwargs)
   assert [(r["init"], r["draw"]) for r in rows] == [

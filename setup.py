@@ -29,7 +29,11 @@ EXTRAS_REQUIRE = {
         "importlib-resources>=6.0",
     ],
 }
-EXTRAS_REQUIRE["test"] = EXTRAS_REQUIRE["tfds"] + [
+# TensorBoard event files of every training stage (avdigits/metrics.py),
+# written without TensorFlow.
+EXTRAS_REQUIRE["tensorboard"] = ["tensorboardX>=2.6"]
+EXTRAS_REQUIRE["test"] = EXTRAS_REQUIRE["tfds"] + EXTRAS_REQUIRE[
+    "tensorboard"] + [
     "pytest>=8.0",
     "pytest-xdist>=3.5",                # the suite on 2 processes, by file
     "hypothesis>=6.100",                # property-based reader tests

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm import tqdm
 
-from avdigits import losses
+from avdigits import loop, losses, optim, settings
 from avdigits.data.types import speech_class_to_digit
 from avdigits.errors import ConfigError, DataError
 from avdigits.models import Aligner
@@ -41,8 +39,8 @@ INITS = ("gaussian", "gaussian_mirrored", "zero_bias")
 @dataclasses.dataclass(frozen=True)
 class AlignSchedule:
   """The alignment model's training settings."""
-  iterations: int = 500_000
-  chunk: int = 50_000
+  steps: int = 500_000               # iterations, one image each
+  steps_per_chunk: int = 50_000
   optimizer: str = "sgd"
   learning_rate: float = 1e-5
   lr_schedule: str = "constant"
@@ -61,16 +59,22 @@ class AlignSchedule:
   def use_fast(self) -> bool:
     """Whether the reassociated SGD path applies (and is asked for)."""
     fits = (self.optimizer == "sgd" and self.lr_schedule == "constant"
-            and self.chunk % self.block == 0
-            and self.iterations % self.block == 0)
+            and self.steps_per_chunk % self.block == 0
+            and self.steps % self.block == 0)
     if self.impl == "fast" and not fits:
       raise ConfigError(
           "--config.align.impl=fast needs optimizer=sgd, lr_schedule="
-          "constant and chunk and iterations divisible by block")
+          "constant and steps and steps_per_chunk divisible by block")
     return self.impl == "fast" or (self.impl == "auto" and fits)
 
+  @classmethod
+  def from_config(cls, section: Any, **derived: Any) -> AlignSchedule:
+    """The schedule of a config section (fields of the same names)."""
+    return settings.from_section(cls, section, **derived)
+
   def validate(self, flag: str = "align") -> None:
-    for name in ("iterations", "chunk", "embed_dim"):
+    """Raises ConfigError naming `--config.<flag>.*` for a bad setting."""
+    for name in ("steps", "steps_per_chunk", "embed_dim"):
       if getattr(self, name) <= 0:
         raise ConfigError(f"--config.{flag}.{name} must be > 0, got "
                           f"{getattr(self, name)}")
@@ -83,6 +87,8 @@ class AlignSchedule:
     if self.init not in INITS:
       raise ConfigError(f"--config.{flag}.init={self.init!r}: choose one of "
                         f"{', '.join(INITS)}")
+    optim.validate(self.optimizer, self.learning_rate,
+                   schedule=self.lr_schedule, flag=flag)
 
 
 def class_index_table(labels: np.ndarray,
@@ -289,53 +295,46 @@ def make_fast_sgd_chunk_fn(schedule: AlignSchedule, num_classes: int,
 def train_alignment(image_acts: np.ndarray, image_digits: np.ndarray,
                     speech_acts: np.ndarray, speech_labels: np.ndarray,
                     num_classes: int, schedule: AlignSchedule, *, seed: int,
-                    stage: Stage, show_progress: bool = True
-                    ) -> dict[str, Any]:
-  """Trains (or resumes) the aligner; returns params, cost curve, timings."""
-  schedule.validate()
+                    stage: Stage, flag: str = "align",
+                    show_progress: bool = True) -> dict[str, Any]:
+  """Trains (or resumes) the aligner; returns params, cost curve, start
+  info, dead level and timing."""
+  schedule.validate(flag)
   model = Aligner(embed_dim=schedule.embed_dim, init_std=schedule.init_std,
                   bias_std=schedule.bias_std)
   tx = make_optimizer(schedule.optimizer, schedule.learning_rate,
-                      schedule.iterations, schedule=schedule.lr_schedule,
-                      flag="align")
+                      schedule.steps, schedule=schedule.lr_schedule,
+                      flag=flag)
   table, counts = class_index_table(np.asarray(speech_labels), num_classes)
-  w_all = jnp.asarray(image_acts, jnp.float32)
-  v_all = jnp.asarray(speech_acts, jnp.float32)
+  data = (jnp.asarray(image_acts, jnp.float32), jnp.asarray(image_digits),
+          jnp.asarray(speech_acts, jnp.float32), jnp.asarray(table),
+          jnp.asarray(counts))
   params, start_info = initial_params(schedule, image_acts, image_digits,
                                       speech_acts, speech_labels, seed=seed)
-  state = {"params": params, "opt_state": tx.init(params),
-           "step": jnp.zeros((), jnp.int32)}
-  checkpointer, state, history = stage.resume(state)
   if schedule.use_fast():
-    run_chunk = make_fast_sgd_chunk_fn(schedule, num_classes, schedule.block)
+    chunk_fn = make_fast_sgd_chunk_fn(schedule, num_classes, schedule.block)
   else:
-    run_chunk = make_align_chunk_fn(model, tx, schedule, num_classes)
+    chunk_fn = make_align_chunk_fn(model, tx, schedule, num_classes)
   key = jax.random.key(seed + 1)
-  step = int(state["step"])
-  start = time.perf_counter()
-  bar = tqdm(total=schedule.iterations, initial=step, desc=stage.name,
-             disable=not show_progress, leave=False)
-  while step < schedule.iterations:
-    length = min(schedule.chunk, schedule.iterations - step)
-    chunk_index = step // schedule.chunk
-    state, costs = run_chunk(state, w_all, jnp.asarray(image_digits),
-                             v_all, jnp.asarray(table), jnp.asarray(counts),
-                             key, chunk_index, length)
-    costs = np.asarray(costs)
-    stage.check_finite(costs, step, "cost", "align")
-    row = {"step": step + length, "cost_sum": float(costs.sum()),
-           "cost_mean": float(costs.mean()),
-           "cost_first": float(costs[0]), "cost_last": float(costs[-1])}
-    step += length
-    history.append(row)
-    stage.log_metrics(row)
-    checkpointer.save(step, state)
-    bar.update(length)
-  bar.close()
-  checkpointer.close()
-  return {"params": jax.tree.map(np.asarray, state["params"]),
-          "history": history,
+
+  def run_chunk(state, step: int, length: int):
+    return chunk_fn(state, *data, key, step // schedule.steps_per_chunk,
+                    length)
+
+  def summarise(state, costs: np.ndarray) -> dict[str, float]:
+    del state
+    return {"cost_sum": float(costs.sum()), "cost_mean": float(costs.mean()),
+            "cost_first": float(costs[0]), "cost_last": float(costs[-1])}
+
+  out = loop.train_in_chunks(
+      stage, {"params": params, "opt_state": tx.init(params),
+              "step": jnp.zeros((), jnp.int32)},
+      steps=schedule.steps, steps_per_chunk=schedule.steps_per_chunk,
+      run_chunk=run_chunk, summarise=summarise, what="cost", flag=flag,
+      show_progress=show_progress)
+  return {"params": jax.tree.map(np.asarray, out.state["params"]),
+          "history": out.history,
           "start": start_info,
           "dead_level": dead_level(image_digits, num_classes,
                                    schedule.margin),
-          "train_seconds": time.perf_counter() - start}
+          "train_seconds": out.train_seconds}

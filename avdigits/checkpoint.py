@@ -12,8 +12,12 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+
+from avdigits.errors import ConfigError
 
 
 class Checkpointer:
@@ -53,3 +57,21 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def save_params(directory: str | pathlib.Path, params: Any) -> None:
+  """Keeps a finished stage's parameters in `directory/params`."""
+  checkpointer = Checkpointer(pathlib.Path(directory) / "params",
+                              max_to_keep=1)
+  checkpointer.save(0, {"params": params})
+  checkpointer.close()
+
+
+def restore_params(directory: str | pathlib.Path, template: Any) -> Any:
+  """The parameters `save_params` kept in `directory`, shaped like
+  `template`, as numpy arrays."""
+  restored = Checkpointer(pathlib.Path(directory) / "params").restore_latest(
+      {"params": template})
+  if restored is None:
+    raise ConfigError(f"{directory}: parameters are unreadable")
+  return jax.tree.map(np.asarray, restored[1]["params"])

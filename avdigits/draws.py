@@ -19,10 +19,10 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from avdigits import align, evaluate, models, pipeline
-from avdigits.align import train_alignment
+from avdigits import align, evaluate, models, nets
+from avdigits.align import AlignSchedule, train_alignment
+from avdigits.predict import make_predict_fn
 from avdigits.report import mean_ci, pct
-from avdigits.train import make_predict_fn
 from avdigits.workdir import Stage
 
 # A draw is dead when its last chunk's mean cost per iteration is within
@@ -41,9 +41,9 @@ def run_draws(cfg: ml_collections.ConfigDict, data: Any, workdir: pathlib.Path,
 
   Each draw is a resumable stage under <workdir>/draws/<init>/draw_<d>.
   """
-  image_net = pipeline.image_model(cfg)
-  speech_net = pipeline.speech_model(cfg, cfg.align.speech_hidden,
-                                     data.num_speech_classes)
+  image_net = nets.image_net(cfg.image)
+  speech_net = nets.speech_net(cfg.speech, data.num_speech_classes,
+                               cfg.align.speech_hidden)
   embed_image = make_predict_fn(image_net, method="embed")
   embed_speech = make_predict_fn(speech_net, method="embed")
   train_w = embed_image(image_params, data.train_images)
@@ -52,7 +52,7 @@ def run_draws(cfg: ml_collections.ConfigDict, data: Any, workdir: pathlib.Path,
   test_v = embed_speech(speech_params, data.test_speech)
   rows = []
   for init in inits:
-    schedule = dataclasses.replace(pipeline.align_schedule(cfg), init=init)
+    schedule = AlignSchedule.from_config(cfg.align, init=init)
     for draw in range(draws):
       stage = Stage(workdir / "draws" / init, f"draw_{draw}",
                     {"schedule": dataclasses.asdict(schedule), "draw": draw,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from typing import Any
 
 import flax.linen as nn
@@ -26,9 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm import tqdm
 
-from avdigits import augment, losses
+from avdigits import augment, loop, losses, optim, settings
 from avdigits.align import class_index_table
 from avdigits.data.types import speech_class_to_digit
 from avdigits.errors import ConfigError
@@ -93,7 +91,13 @@ class JointSchedule:
   speech_augment: str = "none"
   speech_max_shift: int = 0
 
+  @classmethod
+  def from_config(cls, section: Any) -> JointSchedule:
+    """The schedule of a config section (fields of the same names)."""
+    return settings.from_section(cls, section)
+
   def validate(self, flag: str) -> None:
+    """Raises ConfigError naming `--config.<flag>.*` for a bad setting."""
     for name in ("steps", "steps_per_chunk", "groups"):
       if getattr(self, name) <= 0:
         raise ConfigError(f"--config.{flag}.{name} must be > 0, got "
@@ -106,7 +110,7 @@ class JointSchedule:
                         f"{self.temperature}")
     augment.validate(self.image_augment, f"{flag}.image")
     augment.validate(self.speech_augment, f"{flag}.speech")
-    make_optimizer(self.optimizer, self.learning_rate, 1,
+    optim.validate(self.optimizer, self.learning_rate,
                    schedule=self.lr_schedule, flag=flag)
 
 
@@ -252,32 +256,28 @@ def train_joint(model: JointModel, train_images: np.ndarray,
   images = jax.device_put(jnp.asarray(train_images, jnp.float32))
   speech = jax.device_put(jnp.asarray(train_speech, jnp.float32))
   params = init_params(model, train_images, train_speech, seed, pretrained)
-  state = {"params": params, "opt_state": tx.init(params),
-           "step": jnp.zeros((), jnp.int32)}
-  checkpointer, state, history = stage.resume(state)
   step_fn = make_joint_step(model, tx, schedule, num_speech_classes, seed)
-  start = time.perf_counter()
-  step = int(state["step"])
-  bar = tqdm(total=schedule.steps, initial=step, desc=stage.name,
-             disable=not show_progress, leave=False)
-  while step < schedule.steps:
-    num_steps = min(schedule.steps_per_chunk, schedule.steps - step)
+
+  def run_chunk(state, step: int, num_steps: int):
+    del step  # the step function draws from the state's own step
     chunk_losses = []
     for _ in range(num_steps):
       state, loss = step_fn(state, images, speech, *tables)
       chunk_losses.append(loss)
-    chunk_losses = np.asarray(jnp.stack(chunk_losses))
-    stage.check_finite(chunk_losses, step, "loss", flag)
-    step += num_steps
-    row = {"step": step, "train_loss": float(chunk_losses.mean())}
-    history.append(row)
-    stage.log_metrics(row)
-    checkpointer.save(step, state)
-    bar.update(num_steps)
-  bar.close()
-  checkpointer.close()
-  return {"params": jax.tree.map(np.asarray, state["params"]),
-          "history": history, "train_seconds": time.perf_counter() - start}
+    return state, jnp.stack(chunk_losses)
+
+  def summarise(state, chunk_losses: np.ndarray) -> dict[str, float]:
+    del state
+    return {"train_loss": float(chunk_losses.mean())}
+
+  out = loop.train_in_chunks(
+      stage, {"params": params, "opt_state": tx.init(params),
+              "step": jnp.zeros((), jnp.int32)},
+      steps=schedule.steps, steps_per_chunk=schedule.steps_per_chunk,
+      run_chunk=run_chunk, summarise=summarise, flag=flag,
+      show_progress=show_progress)
+  return {"params": jax.tree.map(np.asarray, out.state["params"]),
+          "history": out.history, "train_seconds": out.train_seconds}
 
 
 def score_matrix(model: JointModel, params: dict[str, Any],

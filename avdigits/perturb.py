@@ -4,7 +4,7 @@ Each is a pure function of a float32 mono waveform in [-1, 1] (and, where
 random, a `numpy.random.Generator`): the same inputs give the same output,
 shapes stay 1-D float32, and every factor-style perturbation is the identity
 at its neutral setting (speed 1.0). They run on the host, once per training
-utterance copy, before features (see `pipeline.prepare_data`):
+utterance copy, before features (see `prepare.prepare_data`):
 
   * `speed`: Kaldi's speed perturbation (sox `speed`): resampling by a factor,
     which changes duration, pitch and formants together.

@@ -23,18 +23,25 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from avdigits import corrupt, evaluate, features, joint, models, speech_data
-from avdigits.align import AlignSchedule, train_alignment
-from avdigits.data import sources, splits
-from avdigits.data.types import ImageSet, SpeechSet
+from avdigits import (
+  corrupt,
+  evaluate,
+  features,
+  joint,
+  loop,
+  nets,
+  prepare,
+  speech_data,
+  validation,
+)
+from avdigits.align import train_alignment
+from avdigits.data import splits
+from avdigits.data.types import SpeechSet
 from avdigits.errors import ConfigError
-from avdigits.pipeline import classifier_stage, init_params, save_params
-from avdigits.train import ClassifierSchedule, make_predict_fn
+from avdigits.predict import make_predict_fn
+from avdigits.stages import classifier_stage
+from avdigits.train import ClassifierSchedule
 from avdigits.workdir import Stage
-
-PARTS = ("pretrained_frozen", "random_frozen", "pretrained_tuned",
-         "random_tuned")
-TRAINERS = ("groups", "paper_sgd")
 
 
 @dataclasses.dataclass
@@ -72,18 +79,13 @@ def log_mel(cfg, waveforms, sample_rate: int) -> np.ndarray:
 
 def load_data(cfg: ml_collections.ConfigDict,
               data_dir: pathlib.Path | None) -> StudyData:
-  """Loads and featurises the images and speech an experiment names."""
+  """Loads (`prepare.load_corpora`, seed 0) and featurises the images and
+  speech an experiment names."""
+  corpora = prepare.load_corpora(cfg, data_dir, seed=0)
+  images, speech = corpora.images, corpora.speech
   d = cfg.data
-  images: ImageSet = sources.load_images(
-      d.images, data_dir, seed=0,
-      synthetic_per_class=d.synthetic_images_per_class)
-  speech = sources.load_speech(
-      d.speech, data_dir, seed=0, sample_rate=d.sample_rate,
-      synthetic_per_class=d.synthetic_speech_per_class,
-      tidigits_children=d.tidigits_children)
   train_i, test_i = splits.image_split(images, mode=d.image_split,
                                        test_fraction=d.test_fraction, seed=0)
-  speech = speech_data.trim(cfg.features, speech)
   feats = log_mel(cfg, speech.waveforms, speech.sample_rate)
   if cfg.features.get("speaker_norm", False):
     feats = features.speaker_normalise(feats, speech.speakers)
@@ -149,65 +151,9 @@ def expand_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
   return out
 
 
-def validate(cfg: ml_collections.ConfigDict) -> None:
-  """Checks the settings that need no data."""
-  for part in ("image", "speech"):
-    if cfg.model[part] not in PARTS:
-      raise ConfigError(f"--config.model.{part}={cfg.model[part]!r}: choose "
-                        f"one of {', '.join(PARTS)}")
-  if cfg.train.trainer not in TRAINERS:
-    raise ConfigError(f"--config.train.trainer={cfg.train.trainer!r}: "
-                      f"choose one of {', '.join(TRAINERS)}")
-  if cfg.train.trainer == "paper_sgd" and not (
-      cfg.model.image.endswith("frozen")
-      and cfg.model.speech.endswith("frozen")):
-    raise ConfigError("--config.train.trainer=paper_sgd trains the aligner "
-                      "alone: both --config.model parts must be *_frozen")
-  if cfg.seeds <= 0:
-    raise ConfigError(f"--config.seeds must be > 0, got {cfg.seeds}")
-  if cfg.model.get("members", 1) <= 0:
-    raise ConfigError(f"--config.model.members must be > 0, got "
-                      f"{cfg.model.members}")
-  if not cfg.speech.get("mixup", 0.0) >= 0:
-    raise ConfigError(f"--config.speech.mixup must be >= 0, got "
-                      f"{cfg.speech.mixup}")
-  joint_schedule(cfg).validate("train")
-
-
-def joint_schedule(cfg) -> joint.JointSchedule:
-  t = cfg.train
-  return joint.JointSchedule(
-      steps=t.steps, steps_per_chunk=t.steps_per_chunk, groups=t.groups,
-      optimizer=t.optimizer, learning_rate=t.learning_rate,
-      lr_schedule=t.lr_schedule, loss=t.loss, clamp=t.clamp,
-      margin=t.margin, temperature=t.temperature,
-      image_augment=t.image_augment, image_max_shift=t.image_max_shift,
-      speech_augment=t.speech_augment, speech_max_shift=t.speech_max_shift)
-
-
-def image_net(cfg) -> models.ImageNet:
-  i = cfg.image
-  return models.ImageNet(num_classes=10, widths=tuple(i.widths),
-                         kernel_size=i.kernel_size, hidden=i.hidden)
-
-
-def speech_net(cfg, num_classes: int) -> models.SpeechNet:
-  return models.SpeechNet(hidden=cfg.speech.hidden, num_classes=num_classes,
-                          dropout=cfg.speech.get("dropout", 0.0),
-                          pool=cfg.speech.get("pool", "time_channel"))
-
-
 def _hash(settings: dict) -> str:
   text = json.dumps(settings, sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def _schedule(c, steps: int, steps_per_chunk: int) -> ClassifierSchedule:
-  return ClassifierSchedule(
-      batch_size=c.batch_size, steps=steps, steps_per_chunk=steps_per_chunk,
-      optimizer=c.optimizer, learning_rate=c.learning_rate,
-      lr_schedule=c.lr_schedule, augment=c.augment, max_shift=c.max_shift,
-      mixup=c.get("mixup", 0.0))
 
 
 def noisy_copies(waveforms: list, copies: int, seed: int) -> list:
@@ -230,9 +176,8 @@ def pretrain_image(cfg, data: StudyData, seed: int, workdir: pathlib.Path
                    ) -> tuple[dict, Any]:
   """The image classifier of `seed` (trained once per settings)."""
   train_x = data.images[data.image_train]
-  per_epoch = max(len(train_x) // cfg.image.batch_size, 1)
-  schedule = _schedule(cfg.image, cfg.image.epochs * per_epoch, per_epoch)
-  model = image_net(cfg)
+  schedule = ClassifierSchedule.from_config(cfg.image, len(train_x))
+  model = nets.image_net(cfg.image)
   key = {"data": list(data_key(cfg)), "model": repr(model),
          "schedule": dataclasses.asdict(schedule)}
   return classifier_stage(
@@ -258,8 +203,8 @@ def pretrain_speech(cfg, data: StudyData, split: SpeechSplit, seed: int,
     train_x = np.concatenate([train_x, log_mel(cfg, noisy,
                                                speech.sample_rate)])
     train_y = np.tile(train_y, cfg.speech.noise_copies + 1)
-  schedule = _schedule(cfg.speech, cfg.speech.steps, cfg.speech.steps)
-  model = speech_net(cfg, speech.num_classes)
+  schedule = ClassifierSchedule.from_config(cfg.speech, len(train_y))
+  model = nets.speech_net(cfg.speech, speech.num_classes)
   key = {"data": list(data_key(cfg)), "split": split.name,
          "model": repr(model), "schedule": dataclasses.asdict(schedule),
          "noise_copies": cfg.speech.noise_copies}
@@ -290,7 +235,7 @@ def _part(kind: str, net, train_raw: np.ndarray, seed: int,
     accuracy = result["test_accuracy"]
     classifier = (net, params)
   else:
-    params = init_params(net, train_raw, seed=seed + 7919)
+    params = nets.init_params(net, train_raw, seed=seed + 7919)
     accuracy = None
   if kind.endswith("tuned"):
     return _Part(net, params if kind.startswith("pretrained") else None,
@@ -377,35 +322,31 @@ def _train_member(cfg, data: StudyData, split: SpeechSplit, seed: int,
   num_classes = speech.num_classes
   train_images = data.images[data.image_train]
   train_feats = data.feats[split.train]
-  image = _part(cfg.model.image, image_net(cfg), train_images, seed,
-                lambda: pretrain_image(cfg, data, seed, workdir))
-  sp = _part(cfg.model.speech, speech_net(cfg, num_classes), train_feats,
+  image = _part(cfg.model.image, nets.image_net(cfg.image), train_images,
+                seed, lambda: pretrain_image(cfg, data, seed, workdir))
+  sp = _part(cfg.model.speech, nets.speech_net(cfg.speech, num_classes),
+             train_feats,
              seed, lambda: pretrain_speech(cfg, data, split, seed, workdir))
-  model = joint.JointModel(
-      aligner=models.Aligner(embed_dim=cfg.model.embed_dim,
-                             init_std=cfg.model.init_std),
-      image_net=image.net, speech_net=sp.net)
+  model = joint.JointModel(aligner=nets.aligner(cfg.model),
+                           image_net=image.net, speech_net=sp.net)
   image_in = image.inputs(train_images)
   speech_in = sp.inputs(train_feats)
   image_digits = data.image_labels[data.image_train]
   speech_labels = speech.labels[split.train]
   t = cfg.train
   if t.trainer == "paper_sgd":
-    schedule = AlignSchedule(
-        iterations=t.steps, chunk=t.steps_per_chunk, optimizer=t.optimizer,
-        learning_rate=t.learning_rate, lr_schedule=t.lr_schedule,
-        embed_dim=cfg.model.embed_dim, init_std=cfg.model.init_std,
-        clamp=t.clamp, margin=t.margin)
+    schedule = validation.study_align_schedule(cfg)
     out = train_alignment(image_in, image_digits, speech_in, speech_labels,
                           num_classes, schedule, seed=seed, stage=stage,
-                          show_progress=False)
+                          flag="train", show_progress=False)
     out["params"] = {"aligner": out["params"]}
   else:
     pretrained = {name: part.pretrained for name, part in
                   (("image_net", image), ("speech_net", sp))
                   if part.pretrained is not None}
     out = joint.train_joint(model, image_in, image_digits, speech_in,
-                            speech_labels, num_classes, joint_schedule(cfg),
+                            speech_labels, num_classes,
+                            joint.JointSchedule.from_config(t),
                             seed=seed, stage=stage, flag="train",
                             pretrained=pretrained)
   params = out["params"]
@@ -442,51 +383,51 @@ def run_seed(cfg, data: StudyData, split: SpeechSplit, seed: int,
                 {"experiment": _experiment_settings(cfg), "seed": seed,
                  "split": split.name,
                  "eval": cfg.eval.to_dict()})
-  if stage.done():
-    return stage.result()
-  start = time.perf_counter()
-  members = [_train_member(cfg, data, split, seed, workdir, stage)]
-  for m in range(1, cfg.model.get("members", 1)):
-    member_seed = seed + m * cfg.seeds
-    member_stage = Stage(workdir / cfg.name / split.name,
-                         f"seed_{seed}_member_{m}",
-                         {"experiment": _experiment_settings(cfg),
-                          "seed": member_seed, "split": split.name})
-    members.append(_train_member(cfg, data, split, member_seed, workdir,
-                                 member_stage))
-  first = members[0]
 
-  def score(images: np.ndarray, feats: np.ndarray) -> np.ndarray:
-    return np.mean([m.score(images, feats) for m in members], axis=0)
+  def train() -> tuple[dict[str, Any], Any]:
+    start = time.perf_counter()
+    members = [_train_member(cfg, data, split, seed, workdir, stage)]
+    for m in range(1, cfg.model.get("members", 1)):
+      member_seed = seed + m * cfg.seeds
+      member_stage = Stage(workdir / cfg.name / split.name,
+                           f"seed_{seed}_member_{m}",
+                           {"experiment": _experiment_settings(cfg),
+                            "seed": member_seed, "split": split.name})
+      members.append(_train_member(cfg, data, split, member_seed, workdir,
+                                   member_stage))
+    first = members[0]
 
-  test_images = data.images[data.image_test]
-  test_feats, test_labels = data.feats[split.test], speech.labels[split.test]
-  result = _scores_eval(cfg, score(test_images, test_feats),
-                        data.image_labels[data.image_test], test_labels,
-                        speech.num_classes, seed)
-  speech_accuracy = first.speech.classifier_accuracy
-  if len(members) > 1:
-    speech_accuracy = _ensemble_speech_accuracy(members, test_feats,
-                                                test_labels)
-  result.update({
-      "seed": seed, "split": split.name,
-      "image_classifier_accuracy": first.image.classifier_accuracy,
-      "speech_classifier_accuracy": speech_accuracy,
-      "history": first.out["history"],
-      "members": len(members),
-      "train_seconds": sum(m.out["train_seconds"] for m in members)})
-  if cfg.eval.robustness:
-    result["robustness"] = robustness(cfg, data, split, score, seed)
-  result["seconds"] = time.perf_counter() - start
-  save_params(stage, jax.tree.map(np.asarray, first.out["params"]))
-  stage.finish(result)
-  return result
+    def score(images: np.ndarray, feats: np.ndarray) -> np.ndarray:
+      return np.mean([m.score(images, feats) for m in members], axis=0)
+
+    test_images = data.images[data.image_test]
+    test_feats, test_labels = data.feats[split.test], speech.labels[split.test]
+    result = _scores_eval(cfg, score(test_images, test_feats),
+                          data.image_labels[data.image_test], test_labels,
+                          speech.num_classes, seed)
+    speech_accuracy = first.speech.classifier_accuracy
+    if len(members) > 1:
+      speech_accuracy = _ensemble_speech_accuracy(members, test_feats,
+                                                  test_labels)
+    result.update({
+        "seed": seed, "split": split.name,
+        "image_classifier_accuracy": first.image.classifier_accuracy,
+        "speech_classifier_accuracy": speech_accuracy,
+        "history": first.out["history"],
+        "members": len(members),
+        "train_seconds": sum(m.out["train_seconds"] for m in members)})
+    if cfg.eval.robustness:
+      result["robustness"] = robustness(cfg, data, split, score, seed)
+    result["seconds"] = time.perf_counter() - start
+    return result, jax.tree.map(np.asarray, first.out["params"])
+
+  return loop.run_stage(stage, train)[0]
 
 
 def run_experiment(cfg: ml_collections.ConfigDict, data: StudyData,
                    workdir: pathlib.Path) -> dict[str, Any]:
   """Every split and seed of one experiment; returns the per-run results."""
-  validate(cfg)
+  validation.validate_study(cfg)
   runs = []
   for spec in cfg.data.speech_splits:
     for split in expand_splits(data.speech, spec):

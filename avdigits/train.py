@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from typing import Any
 
 import flax.linen as nn
@@ -19,11 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm import tqdm
 
-from avdigits import augment, losses
+from avdigits import augment, loop, losses, optim, settings
 from avdigits.errors import ConfigError
 from avdigits.optim import make_optimizer
+from avdigits.predict import make_predict_fn
 from avdigits.workdir import Stage
 
 
@@ -45,7 +44,28 @@ class ClassifierSchedule:
   steps_per_epoch: float = 1.0
   l2_dense: float = 0.0  # L2 on the dense layers' weights and biases
 
-  def validate(self, flag: str, num_train: int) -> None:
+  @classmethod
+  def from_config(cls, section: Any, num_train: int) -> ClassifierSchedule:
+    """The schedule a config section states.
+
+    A section with `epochs` trains epochs * num_train // batch_size steps
+    (TensorFlow's convolutional.py), one chunk and one learning-rate decay
+    step per epoch; otherwise `steps` steps in chunks of `steps_per_chunk`
+    (default: all in one chunk).
+    """
+    if "epochs" not in section:
+      return settings.from_section(
+          cls, section,
+          steps_per_chunk=section.get("steps_per_chunk", section.steps))
+    per_epoch = num_train / max(section.batch_size, 1)
+    return settings.from_section(
+        cls, section, steps=max(section.epochs * num_train
+                                // max(section.batch_size, 1), 1),
+        steps_per_chunk=max(int(per_epoch), 1), steps_per_epoch=per_epoch)
+
+  def validate(self, flag: str, num_train: int | None = None) -> None:
+    """Raises ConfigError naming `--config.<flag>.*` for a bad setting;
+    with `num_train`, also for a batch larger than the training set."""
     for name in ("batch_size", "steps", "steps_per_chunk"):
       if getattr(self, name) <= 0:
         raise ConfigError(f"--config.{flag}.{name} must be > 0, got "
@@ -54,7 +74,10 @@ class ClassifierSchedule:
       raise ConfigError(f"--config.{flag}.mixup must be >= 0, got "
                         f"{self.mixup}")
     augment.validate(self.augment, flag)
-    if self.batch_size > num_train:
+    optim.validate(self.optimizer, self.learning_rate,
+                   schedule=self.lr_schedule, decay_rate=self.lr_decay,
+                   l2=self.l2_dense, flag=flag)
+    if num_train is not None and self.batch_size > num_train:
       raise ConfigError(f"--config.{flag}.batch_size={self.batch_size} "
                         f"exceeds the {num_train} training examples")
 
@@ -148,35 +171,6 @@ def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
   return step
 
 
-@functools.lru_cache(maxsize=32)
-def make_predict_fn(model: nn.Module, method: str | None = None,
-                    batch_size: int = 1000):
-  """Returns f(params, x) -> outputs, evaluated in fixed-size batches.
-
-  Cached per (model, method, batch_size), so each compiles once per process.
-  """
-
-  @jax.jit
-  def apply(params, x):
-    kwargs = {"method": method} if method else {}
-    return model.apply({"params": params}, x, **kwargs)
-
-  def predict(params, x: np.ndarray) -> np.ndarray:
-    outputs = []
-    for start in range(0, len(x), batch_size):
-      batch = x[start:start + batch_size]
-      pad = batch_size - len(batch)
-      if pad and len(x) > batch_size:  # keep one compiled shape
-        batch = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:],
-                                                batch.dtype)])
-      out = np.asarray(apply(params, batch))
-      outputs.append(out[:len(out) - pad] if pad and len(x) > batch_size
-                     else out)
-    return np.concatenate(outputs)
-
-  return predict
-
-
 def train_classifier(model: nn.Module, train_x: np.ndarray,
                      train_y: np.ndarray, test_x: np.ndarray,
                      test_y: np.ndarray, schedule: ClassifierSchedule, *,
@@ -185,7 +179,8 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
   """Trains (or resumes) one classifier stage; returns its result dict.
 
   The returned dict holds "params" (final parameters, numpy), "history"
-  (per-chunk step, train_loss, test_accuracy) and "test_accuracy".
+  (per-chunk step, train_loss, test_accuracy), "test_accuracy" and
+  "train_seconds".
   """
   schedule.validate(flag, len(train_y))
   tx = make_optimizer(schedule.optimizer, schedule.learning_rate,
@@ -196,38 +191,32 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
                       l2_mask=dense_mask, flag=flag)
   x = jax.device_put(jnp.asarray(train_x))
   y = jax.device_put(jnp.asarray(train_y, jnp.int32))
-  state = _init_state(model, tx, x, seed)
-  checkpointer, state, history = stage.resume(state)
   train_step = make_step_fn(model, tx, augmentation=schedule.augment,
                             max_shift=schedule.max_shift, seed=seed,
                             mixup=schedule.mixup)
   predict = make_predict_fn(model)
-  start_time = time.perf_counter()
-  step = int(state["step"])
-  bar = tqdm(total=schedule.steps, initial=step, desc=stage.name,
-             disable=not show_progress, leave=False)
-  while step < schedule.steps:
-    num_steps = min(schedule.steps_per_chunk, schedule.steps - step)
-    indices = batch_indices(seed, step, num_steps, len(train_y),
-                            schedule.batch_size)
+
+  def accuracy(params) -> float:
+    return float((predict(params, test_x).argmax(-1) == test_y).mean())
+
+  def run_chunk(state, step: int, num_steps: int):
     step_losses = []
-    for idx in indices:
+    for idx in batch_indices(seed, step, num_steps, len(train_y),
+                             schedule.batch_size):
       state, loss = train_step(state, x, y, idx)
       step_losses.append(loss)
-    step_losses = np.asarray(jnp.stack(step_losses))
-    stage.check_finite(step_losses, step, "loss", flag)
-    step += num_steps
-    logits = predict(state["params"], test_x)
-    row = {"step": step, "train_loss": float(step_losses.mean()),
-           "test_accuracy": float((logits.argmax(-1) == test_y).mean())}
-    history.append(row)
-    stage.log_metrics(row)
-    checkpointer.save(step, state)
-    bar.update(num_steps)
-  bar.close()
-  checkpointer.close()
-  params = jax.tree.map(np.asarray, state["params"])
-  accuracy = (history[-1]["test_accuracy"] if history else
-              float((predict(params, test_x).argmax(-1) == test_y).mean()))
-  return {"params": params, "history": history, "test_accuracy": accuracy,
-          "train_seconds": time.perf_counter() - start_time}
+    return state, jnp.stack(step_losses)
+
+  def summarise(state, step_losses: np.ndarray) -> dict[str, float]:
+    return {"train_loss": float(step_losses.mean()),
+            "test_accuracy": accuracy(state["params"])}
+
+  out = loop.train_in_chunks(
+      stage, _init_state(model, tx, x, seed), steps=schedule.steps,
+      steps_per_chunk=schedule.steps_per_chunk, run_chunk=run_chunk,
+      summarise=summarise, flag=flag, show_progress=show_progress)
+  params = jax.tree.map(np.asarray, out.state["params"])
+  return {"params": params, "history": out.history,
+          "test_accuracy": (out.history[-1]["test_accuracy"] if out.history
+                            else accuracy(params)),
+          "train_seconds": out.train_seconds}

@@ -23,6 +23,10 @@ import numpy as np
 
 from avdigits.checkpoint import Checkpointer
 from avdigits.errors import ConfigError, TrainingError
+from avdigits.metrics import JsonlWriter
+
+# Metric keys that measure speed, not training: written, never compared.
+TIMING_KEYS = ("steps_per_second",)
 
 
 def write_json_atomic(path: str | pathlib.Path, obj: Any) -> None:
@@ -138,40 +142,21 @@ class Stage:
   def finish(self, result: dict[str, Any]) -> None:
     write_json_atomic(self.directory / "result.json", result)
 
-  def read_metrics(self, up_to_step: int | None = None) -> list[dict]:
-    """Logged rows, keeping only those at or before `up_to_step`."""
-    if not self.metrics_path.exists():
-      return []
-    rows = []
-    for line in self.metrics_path.read_text().splitlines():
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError:  # a line cut by a kill: drop it
-        continue
-      if up_to_step is None or row.get("step", 0) <= up_to_step:
-        rows.append(row)
-    return rows
-
-  def reset_metrics(self, rows: list[dict]) -> None:
-    """Rewrites metrics.jsonl with `rows` (used when resuming)."""
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-    tmp = self.metrics_path.with_suffix(".jsonl.tmp")
-    self.directory.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(text)
-    os.replace(tmp, self.metrics_path)
-
   def resume(self, initial_state: Any) -> tuple[Checkpointer, Any, list]:
-    """(checkpointer, state, metrics so far): from the newest readable
-    checkpoint if there is one, else `initial_state` and no metrics."""
+    """(checkpointer, state, metric rows so far): from the newest readable
+    checkpoint if there is one, else `initial_state` and no rows. The
+    stage's metrics.jsonl is cut back to the restored step; the rows
+    returned leave out `TIMING_KEYS`, so a resumed history equals an
+    uninterrupted one."""
     checkpointer = Checkpointer(self.checkpoint_dir)
     restored = checkpointer.restore_latest(initial_state)
+    jsonl = JsonlWriter(self.metrics_path)
     if restored is None:
+      jsonl.rewrite([])
       return checkpointer, initial_state, []
     state = restored[1]
-    history = self.read_metrics(up_to_step=int(state["step"]))
-    self.reset_metrics(history)
+    rows = jsonl.read(up_to_step=int(state["step"]))
+    jsonl.rewrite(rows)
+    history = [{k: v for k, v in row.items() if k not in TIMING_KEYS}
+               for row in rows]
     return checkpointer, state, history
-
-  def log_metrics(self, row: dict) -> None:
-    with open(self.metrics_path, "a") as f:
-      f.write(json.dumps(row, sort_keys=True) + "\n")

@@ -143,7 +143,7 @@ def bench_align(iterations: int, repeats: int, hidden: int = 1024) -> dict:
   v = np.abs(rng.normal(size=(2250, hidden))).astype(np.float32)
   digits = rng.integers(0, 10, 6400).astype(np.int32)
   classes = np.arange(2250, dtype=np.int32) % 11
-  schedule = align.AlignSchedule(iterations=iterations, chunk=iterations)
+  schedule = align.AlignSchedule(steps=iterations, steps_per_chunk=iterations)
   model = models.Aligner(embed_dim=schedule.embed_dim,
                          init_std=schedule.init_std)
   tx = make_optimizer("sgd", schedule.learning_rate, iterations)

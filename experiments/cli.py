@@ -7,6 +7,7 @@ import pathlib
 import sys
 from collections.abc import Callable
 
+import ml_collections
 from absl import app, flags, logging
 
 from avdigits.errors import AvdigitsError, ConfigError
@@ -32,6 +33,12 @@ def run(main: Callable[[list[str]], None]) -> None:
       sys.exit(1)
 
   app.run(wrapped)
+
+
+def freeze(cfg: ml_collections.ConfigDict) -> ml_collections.FrozenConfigDict:
+  """The config as the run uses it, after every override: immutable, so no
+  part of a run can change what the others (and report.json) see."""
+  return ml_collections.FrozenConfigDict(cfg)
 
 
 def update_readme(path: pathlib.Path, section: str,

@@ -16,7 +16,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from avdigits import draws, pipeline
+from avdigits import draws, prepare, two_stage, validation
 from avdigits import workdir as workdir_lock
 from avdigits.align import INITS
 from avdigits.data import sources
@@ -50,17 +50,18 @@ def main(argv: list[str]) -> None:
   for init in _INITS.value:
     if init not in INITS:
       raise ConfigError(f"--inits: {init!r} is not one of {', '.join(INITS)}")
-  cfg = _CONFIG.value
-  pipeline.validate_config(cfg)
+  cfg = cli.freeze(_CONFIG.value)
+  validation.validate_reproduce(cfg)
   if cfg.data.speech_split == "loso":
     raise ConfigError("--config.data.speech_split=loso: draws run on one "
                       "split; name it (e.g. loso:george)")
   workdir = pathlib.Path(_WORKDIR.value)
   with workdir_lock.exclusive(workdir):
     data_dir = sources.resolve_data_dir(_DATA_DIR.value)
-    pipeline.run_all(cfg, data_dir, workdir, [cfg.seed], show_progress=False)
-    data = pipeline.prepare_data(cfg, data_dir)
-    image_params, speech_params, _ = pipeline.load_trained(
+    two_stage.run_all(cfg, data_dir, workdir, [cfg.seed],
+                      show_progress=False)
+    data = prepare.prepare_data(cfg, data_dir)
+    image_params, speech_params, _ = two_stage.load_trained(
         cfg, workdir, cfg.seed, data.num_speech_classes)
     rows = draws.run_draws(cfg, data, workdir, image_params, speech_params,
                            inits=_INITS.value, draws=_DRAWS.value)
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> None:
         f"({summary['speech_split']} split, "
         f"{summary['sample_rate']} Hz); seed {cfg.seed} convnets; draw d "
         f"starts and samples with seed d. {len(rows)} alignment runs of "
-        f"{cfg.align.iterations:,} iterations, "
+        f"{cfg.align.steps:,} iterations, "
         f"{sum(r['train_seconds'] for r in rows):,.0f} s of training in "
         f"all.\n\n"
         + draws.summary_markdown(rows))

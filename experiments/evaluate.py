@@ -13,7 +13,7 @@ import time
 import ml_collections
 from absl import flags
 
-from avdigits import pipeline, report
+from avdigits import predict, prepare, report, two_stage
 from avdigits.data import sources
 from avdigits.errors import ConfigError
 from avdigits.workdir import read_json, write_json_atomic
@@ -51,9 +51,10 @@ def main(argv: list[str]) -> None:
     raise ConfigError("--split=loso: give one speaker (loso:NAME) or 'all'")
   if split != "all":
     cfg.data.speech_split = split
-  data = pipeline.prepare_data(cfg, data_dir,
-                               split_override="all" if split == "all"
-                               else None)
+  cfg = cli.freeze(cfg)
+  data = prepare.prepare_data(cfg, data_dir,
+                              split_override="all" if split == "all"
+                              else None)
   model_classes = trained["data"]["num_speech_classes"]
   runs = []
   # A "loso" workdir holds one model set per held-out speaker: each is
@@ -63,10 +64,10 @@ def main(argv: list[str]) -> None:
                  if held_out else [workdir])
   for speech_dir in speech_dirs:
     for seed in trained["seeds"]:
-      params = pipeline.load_trained(cfg, workdir, seed, model_classes,
-                                     speech_dir=speech_dir)
-      metrics = pipeline.evaluate_models(cfg, data, *params, seed=seed,
-                                         model_classes=model_classes)
+      params = two_stage.load_trained(cfg, workdir, seed, model_classes,
+                                      speech_dir=speech_dir)
+      metrics = predict.evaluate_models(cfg, data, *params, seed=seed,
+                                        model_classes=model_classes)
       runs.append({"seed": seed, **metrics})
   timings = dict(data.summary.pop("timings_s"))
   timings["total"] = time.perf_counter() - start

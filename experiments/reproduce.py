@@ -20,7 +20,7 @@ import time
 from absl import flags
 from ml_collections import config_flags
 
-from avdigits import pipeline, report
+from avdigits import report, two_stage, validation
 from avdigits import workdir as workdir_lock
 from avdigits.data import sources
 from avdigits.errors import ConfigError
@@ -42,16 +42,16 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise ConfigError(f"unexpected arguments {argv[1:]}; flags are "
                       f"--workdir, --data_dir, --config, --seeds")
-  cfg = _CONFIG.value
+  cfg = cli.freeze(_CONFIG.value)
   seeds = _SEEDS.value if _SEEDS.value is not None else cfg.seeds
   if seeds <= 0:
     raise ConfigError(f"--seeds must be > 0, got {seeds}")
-  pipeline.validate_config(cfg)
+  validation.validate_reproduce(cfg)
   workdir = pathlib.Path(_WORKDIR.value)
   with workdir_lock.exclusive(workdir):
     start = time.perf_counter()
     data_dir = sources.resolve_data_dir(_DATA_DIR.value)
-    by_split, summary = pipeline.run_all(
+    by_split, summary = two_stage.run_all(
         cfg, data_dir, workdir, [cfg.seed + i for i in range(seeds)],
         show_progress=_PROGRESS.value)
     runs = [run for split_runs in by_split.values() for run in split_runs]

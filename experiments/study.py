@@ -21,7 +21,7 @@ import time
 
 from absl import flags, logging
 
-from avdigits import study, study_report
+from avdigits import study, study_report, validation
 from avdigits import workdir as workdir_lock
 from avdigits.data import sources
 from avdigits.errors import ConfigError, DataError
@@ -97,8 +97,8 @@ def load_config(name: str, overrides: list[str]):
       raise ConfigError(f"--set={item!r}: {error}") from None
   if _SEEDS.value is not None:
     cfg.seeds = _SEEDS.value
-  study.validate(cfg)
-  return cfg
+  validation.validate_study(cfg)
+  return cli.freeze(cfg)
 
 
 def main(argv: list[str]) -> None:

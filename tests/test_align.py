@@ -47,7 +47,7 @@ def test_sampling_is_seeded_by_chunk_and_in_class():
 def test_fast_sgd_matches_plain_sgd(clamp):
   w, digits, v, labels = _problem()
   iterations = 256
-  schedule = align.AlignSchedule(iterations=iterations, chunk=iterations,
+  schedule = align.AlignSchedule(steps=iterations, steps_per_chunk=iterations,
                                  clamp=clamp, learning_rate=1e-4,
                                  init_std=0.05)
   model = models.Aligner(embed_dim=schedule.embed_dim,
@@ -72,10 +72,10 @@ def test_fast_sgd_matches_plain_sgd(clamp):
 
 
 def test_fast_path_selection_and_errors():
-  assert align.AlignSchedule(iterations=32, chunk=16).use_fast()
-  assert not align.AlignSchedule(iterations=30, chunk=15).use_fast()
+  assert align.AlignSchedule(steps=32, steps_per_chunk=16).use_fast()
+  assert not align.AlignSchedule(steps=30, steps_per_chunk=15).use_fast()
   assert not align.AlignSchedule(optimizer="adam").use_fast()
   with pytest.raises(ConfigError, match="impl=fast"):
     align.AlignSchedule(optimizer="adam", impl="fast").use_fast()
-  with pytest.raises(ConfigError, match="align.chunk"):
-    align.AlignSchedule(chunk=0).validate()
+  with pytest.raises(ConfigError, match="align.steps_per_chunk"):
+    align.AlignSchedule(steps_per_chunk=0).validate()

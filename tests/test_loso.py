@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from avdigits import pipeline, report
+from avdigits import prepare, report, stages, two_stage
 from avdigits.data import voices
 from avdigits.errors import ConfigError
 from experiments.configs import quick
@@ -43,7 +43,7 @@ def _config(**speech):
   c.image.batch_size, c.image.epochs = 16, 2
   c.speech.batch_size, c.speech.steps, c.speech.steps_per_chunk = 8, 10, 5
   c.speech.hidden_sizes, c.align.speech_hidden = (16,), 16
-  c.align.iterations, c.align.chunk = 200, 100
+  c.align.steps, c.align.steps_per_chunk = 200, 100
   c.eval.trials = 5
   for key, value in speech.items():
     c.speech[key] = value
@@ -54,7 +54,7 @@ def _config(**speech):
 def loso_run(fsdd_dir, tmp_path_factory):
   cfg = _config()
   workdir = tmp_path_factory.mktemp("loso")
-  by_split, summary = pipeline.run_all(cfg, fsdd_dir, workdir, [0, 1],
+  by_split, summary = two_stage.run_all(cfg, fsdd_dir, workdir, [0, 1],
                                        show_progress=False)
   return cfg, workdir, by_split, summary
 
@@ -107,9 +107,9 @@ def test_rerun_restores_every_finished_stage(loso_run, fsdd_dir,
   def no_training(*args, **kwargs):
     raise AssertionError("a finished stage was trained again")
 
-  monkeypatch.setattr(pipeline, "train_classifier", no_training)
-  monkeypatch.setattr(pipeline, "train_alignment", no_training)
-  again, _ = pipeline.run_all(cfg, fsdd_dir, workdir, [0, 1],
+  monkeypatch.setattr(stages, "train_classifier", no_training)
+  monkeypatch.setattr(two_stage, "train_alignment", no_training)
+  again, _ = two_stage.run_all(cfg, fsdd_dir, workdir, [0, 1],
                               show_progress=False)
   for spec, runs in by_split.items():
     for first, second in zip(runs, again[spec], strict=True):
@@ -119,19 +119,19 @@ def test_rerun_restores_every_finished_stage(loso_run, fsdd_dir,
 
 def test_trained_models_of_a_split_load_back(loso_run):
   cfg, workdir, by_split, _ = loso_run
-  image, speech, aligner = pipeline.load_trained(
+  image, speech, aligner = two_stage.load_trained(
       cfg, workdir, 1, 10, speech_dir=workdir / "loso_bob")
   assert speech["dense2"]["kernel"].shape == (16, 16)
   with pytest.raises(ConfigError, match="has not finished"):
-    pipeline.load_trained(cfg, workdir, 1, 10,
+    two_stage.load_trained(cfg, workdir, 1, 10,
                           speech_dir=workdir / "loso_nobody")
 
 
 def test_held_out_speaker_never_trains(fsdd_dir):
   cfg = _config(speed_factors=(0.9,), vtlp_factors=(1.1,),
                 channel_copies=1)
-  corpora = pipeline.load_corpora(cfg, fsdd_dir)
-  data = pipeline.prepare_data(cfg, fsdd_dir, corpora=corpora,
+  corpora = prepare.load_corpora(cfg, fsdd_dir)
+  data = prepare.prepare_data(cfg, fsdd_dir, corpora=corpora,
                                split_override="loso:bob")
   assert data.summary["speakers"] == {"train": ["amy", "cat"],
                                       "test": ["bob"]}
@@ -147,6 +147,6 @@ def test_loso_needs_two_speakers(fsdd_dir, tmp_path):
   for wav in (fsdd_dir / "fsdd" / "recordings").glob("*_amy_*.wav"):
     (lonely / wav.name).write_bytes(wav.read_bytes())
   cfg = _config()
-  corpora = pipeline.load_corpora(cfg, tmp_path)
+  corpora = prepare.load_corpora(cfg, tmp_path)
   with pytest.raises(ConfigError, match="at least 2"):
-    pipeline.speech_split_names(cfg, corpora)
+    prepare.speech_split_names(cfg, corpora)

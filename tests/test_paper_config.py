@@ -12,12 +12,20 @@ import numpy as np
 import optax
 import pytest
 
-from avdigits import align, draws, models, pipeline, report
+from avdigits import (
+  align,
+  draws,
+  models,
+  prepare,
+  report,
+  two_stage,
+  validation,
+)
 from avdigits.data import sources
 from avdigits.data.synthetic import synthetic_speech
 from avdigits.errors import ConfigError, DataError
 from avdigits.optim import epoch_staircase, make_optimizer
-from avdigits.train import dense_mask
+from avdigits.train import ClassifierSchedule, dense_mask
 from experiments.configs import default, paper
 from tests.test_audio import riff_bytes
 
@@ -31,7 +39,7 @@ def _acts(seed=0, images=40, utterances=33, classes=11):
 
 
 def _schedule(init):
-  return align.AlignSchedule(iterations=32, chunk=16, embed_dim=8,
+  return align.AlignSchedule(steps=32, steps_per_chunk=16, embed_dim=8,
                              init_std=0.1, init=init)
 
 
@@ -165,11 +173,12 @@ def test_momentum_with_l2_on_dense_layers_matches_tensorflow():
 
 def test_image_steps_are_epochs_times_examples_over_batch():
   cfg = paper.get_config()
-  s = pipeline._image_schedule(cfg, 55_000)
+  s = ClassifierSchedule.from_config(cfg.image, 55_000)
   assert s.steps == 8593 and s.steps_per_epoch == pytest.approx(55000 / 64)
   assert (s.optimizer, s.learning_rate, s.l2_dense) == ("momentum", 0.01,
                                                          5e-4)
-  assert pipeline._image_schedule(default.get_config(), 6400).steps == 1000
+  assert ClassifierSchedule.from_config(default.get_config().image,
+                                       6400).steps == 1000
 
 
 @pytest.mark.parametrize("pool,flat,total", [("time_channel", 96 * 31,
@@ -201,7 +210,7 @@ def test_bad_pool_and_init_are_config_errors():
   cfg = paper.get_config()
   cfg.speech.pool = "channel"
   with pytest.raises(ConfigError, match="speech.pool"):
-    pipeline.validate_config(cfg)
+    validation.validate_reproduce(cfg)
   with pytest.raises(ConfigError, match="align.init"):
     dataclasses.replace(align.AlignSchedule(), init="uniform").validate()
 
@@ -214,7 +223,7 @@ def test_paper_config_asks_for_tidigits_and_names_the_fallback(tmp_path):
   cfg.data.synthetic_images_per_class = 2
   with pytest.raises(DataError, match=r"--config.data.speech=fsdd "
                      r"--config.data.sample_rate=8000"):
-    pipeline.load_corpora(cfg, tmp_path)
+    prepare.load_corpora(cfg, tmp_path)
   assert sources.NATIVE_RATES["tidigits"] == 20000
 
 
@@ -248,10 +257,10 @@ def test_paper_config_runs_on_tidigits_at_20khz(tmp_path):
   cfg.speech.batch_size = 8
   cfg.align.speech_hidden = 64
   cfg.align.embed_dim = 16
-  cfg.align.iterations = 64
-  cfg.align.chunk = 32
+  cfg.align.steps = 64
+  cfg.align.steps_per_chunk = 32
   cfg.eval.trials = 5
-  by_split, summary = pipeline.run_all(cfg, tmp_path, tmp_path / "w", [0],
+  by_split, summary = two_stage.run_all(cfg, tmp_path, tmp_path / "w", [0],
                                        show_progress=False)
   assert summary["sample_rate"] == 20000
   assert summary["speech_source"].startswith("tidigits")
@@ -262,8 +271,8 @@ def test_paper_config_runs_on_tidigits_at_20khz(tmp_path):
   assert set(run["align"]["start"]) == {"mean_positive_score", "mirrored"}
   assert len(run["align"]["history"]) == 2
   # The draws: every (start, draw) trained, resumed on a second call.
-  data = pipeline.prepare_data(cfg, tmp_path)
-  image_params, speech_params, _ = pipeline.load_trained(
+  data = prepare.prepare_data(cfg, tmp_path)
+  image_params, speech_params, _ = two_stage.load_trained(
       cfg, tmp_path / "w", 0, 11)
   kwargs = dict(inits=["gaussian", "gaussian_mirrored"], draws=2)
   rows = draws.run_draws(cfg, data, tmp_path / "w", image_params,

@@ -26,7 +26,7 @@ TINY = [
     "--config.speech.batch_size=16", "--config.speech.steps=40",
     "--config.speech.steps_per_chunk=10",
     "--config.speech.hidden_sizes=(32,64)", "--config.align.speech_hidden=64",
-    "--config.align.iterations=4000", "--config.align.chunk=1000",
+    "--config.align.steps=4000", "--config.align.steps_per_chunk=1000",
     "--config.eval.trials=10", "--progress=false",
 ]
 STAGES = ("image", "speech_32", "speech_64", "align")

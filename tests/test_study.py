@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from avdigits import study, study_report
+from avdigits import nets, study, study_report, validation
 from avdigits.data.types import SpeechSet
 from avdigits.errors import ConfigError
 from experiments.configs.study import base
@@ -78,12 +78,12 @@ def test_validate_names_the_bad_field():
   cfg = base.get_config()
   cfg.model.image = "frozen"
   with pytest.raises(ConfigError, match="model.image"):
-    study.validate(cfg)
+    validation.validate_study(cfg)
   cfg = base.get_config()
   cfg.train.trainer = "paper_sgd"
   cfg.model.speech = "random_tuned"
   with pytest.raises(ConfigError, match="paper_sgd"):
-    study.validate(cfg)
+    validation.validate_study(cfg)
 
 
 def _run(seed, split, annotation, robust=True):
@@ -239,7 +239,7 @@ def _tiny_config(**changes):
 
 def test_seed_ensemble_averages_its_members(tmp_path):
   cfg = _tiny_config(**{"model.members": 2})
-  study.validate(cfg)
+  validation.validate_study(cfg)
   data = study.load_data(cfg, None)
   (split,) = study.expand_splits(data.speech, "stratified")
   result = study.run_seed(cfg, data, split, 0, tmp_path)
@@ -250,7 +250,7 @@ def test_seed_ensemble_averages_its_members(tmp_path):
   probs = []
   for seed in (0, 1):
     _, params = study.pretrain_speech(cfg, data, split, seed, tmp_path)
-    net = study.speech_net(cfg, data.speech.num_classes)
+    net = nets.speech_net(cfg.speech, data.speech.num_classes)
     probs.append(np.asarray(jax.nn.softmax(net.apply({"params": params},
                                                       feats))))
   expected = float((np.mean(probs, 0).argmax(-1) == labels).mean())
@@ -261,7 +261,7 @@ def test_seed_ensemble_averages_its_members(tmp_path):
           result["speech_classifier_accuracy"]
           or single["annotation"] != result["annotation"])
   with pytest.raises(ConfigError, match="model.members"):
-    study.validate(_tiny_config(**{"model.members": 0}))
+    validation.validate_study(_tiny_config(**{"model.members": 0}))
 
 
 def test_every_suite_names_loadable_experiments():

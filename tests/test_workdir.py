@@ -9,6 +9,7 @@ import pytest
 
 from avdigits.checkpoint import Checkpointer
 from avdigits.errors import ConfigError
+from avdigits.metrics import JsonlWriter
 from avdigits.workdir import Stage, write_json_atomic
 
 
@@ -26,16 +27,34 @@ def test_stage_refuses_changed_config(tmp_path):
     Stage(tmp_path, "image", {"lr": 1e-2, "seed": 0})
 
 
-def test_stage_metrics_resume_drops_rows_after_checkpoint(tmp_path):
+def test_stage_resume_keeps_metric_rows_up_to_the_checkpoint(tmp_path):
   stage = Stage(tmp_path, "s", {})
+  ckpt = Checkpointer(stage.checkpoint_dir)
+  ckpt.save(20, {"w": np.ones(2, np.float32), "step": np.array(20, np.int32)})
+  ckpt.close()
+  writer = JsonlWriter(stage.metrics_path)
   for step in (10, 20, 30):
-    stage.log_metrics({"step": step})
+    writer.write_scalars(step, {"loss": step / 10, "steps_per_second": 5.0})
   with open(stage.metrics_path, "a") as f:
     f.write('{"step": 4')  # a line cut by a kill
-  rows = stage.read_metrics(up_to_step=20)
-  assert [r["step"] for r in rows] == [10, 20]
-  stage.reset_metrics(rows)
-  assert [r["step"] for r in stage.read_metrics()] == [10, 20]
+  template = {"w": np.zeros(2, np.float32), "step": np.array(0, np.int32)}
+  checkpointer, state, history = stage.resume(template)
+  checkpointer.close()
+  assert int(state["step"]) == 20 and state["w"].tolist() == [1.0, 1.0]
+  # The rows after the restored step are dropped, in the file too; speed
+  # figures stay in the file but not in the history a run compares.
+  assert history == [{"step": 10, "loss": 1.0}, {"step": 20, "loss": 2.0}]
+  assert [r["step"] for r in writer.read()] == [10, 20]
+  assert writer.read()[0]["steps_per_second"] == 5.0
+
+
+def test_stage_resume_without_checkpoint_starts_clean(tmp_path):
+  stage = Stage(tmp_path, "s", {})
+  JsonlWriter(stage.metrics_path).write_scalars(10, {"loss": 1.0})
+  checkpointer, state, history = stage.resume({"step": np.array(0, np.int32)})
+  checkpointer.close()
+  assert history == [] and int(state["step"]) == 0
+  assert JsonlWriter(stage.metrics_path).read() == []
 
 
 def test_checkpointer_falls_back_to_previous_when_newest_is_corrupt(tmp_path):

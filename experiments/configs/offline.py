@@ -22,8 +22,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.image.epochs = 6
   c.speech.steps = 300
   c.speech.steps_per_chunk = 100
-  c.align.iterations = 40_000
-  c.align.chunk = 10_000
+  c.align.steps = 40_000
+  c.align.steps_per_chunk = 10_000
   c.align.learning_rate = 1e-4
   c.eval.trials = 50
   return c

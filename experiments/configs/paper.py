@@ -107,8 +107,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.align = ml_collections.ConfigDict()
   c.align.speech_hidden = 1024
-  c.align.iterations = 500_000
-  c.align.chunk = 50_000
+  c.align.steps = 500_000
+  c.align.steps_per_chunk = 50_000
   c.align.optimizer = "sgd"
   c.align.learning_rate = 1e-5
   c.align.lr_schedule = "constant"

@@ -17,8 +17,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.image.epochs = 1
   c.speech.steps = 60
   c.speech.steps_per_chunk = 20
-  c.align.iterations = 20_000
-  c.align.chunk = 5_000
+  c.align.steps = 20_000
+  c.align.steps_per_chunk = 5_000
   c.align.learning_rate = 1e-4
   c.eval.trials = 20
   return c

@@ -30,6 +30,29 @@ def _draw(rng: np.random.Generator, groups: list[np.ndarray],
   return np.stack([g[rng.integers(0, len(g), trials)] for g in groups], 1)
 
 
+def _trials(rng: np.random.Generator, scores: np.ndarray,
+            query_groups: list[np.ndarray],
+            candidate_groups: list[np.ndarray], trials: int,
+            correct: np.ndarray) -> dict:
+  """For each query class q, `trials` random queries of q, each scored
+  (`scores[query, candidate]`) against one random candidate of every
+  candidate class; the pick is right where `correct[q, picked class]`.
+
+  Returns the mean of the per-class accuracies, them, and the confusion
+  matrix [query classes, candidate classes] (rows = truth).
+  """
+  confusion = np.zeros(correct.shape, np.int64)
+  per_class = []
+  for q, group in enumerate(query_groups):
+    queries = group[rng.integers(0, len(group), trials)]
+    candidates = _draw(rng, candidate_groups, trials)      # [T, classes]
+    predicted = scores[queries[:, None], candidates].argmax(1)
+    np.add.at(confusion[q], predicted, 1)
+    per_class.append(float(np.mean(correct[q, predicted])))
+  return {"accuracy": float(np.mean(per_class)), "per_class": per_class,
+          "confusion": confusion.tolist()}
+
+
 def annotation(scores: np.ndarray, image_digits: np.ndarray,
                speech_classes: np.ndarray, num_speech_classes: int, *,
                trials: int = 100, seed: int = 0) -> dict:
@@ -42,21 +65,12 @@ def annotation(scores: np.ndarray, image_digits: np.ndarray,
   Returns accuracy (mean of per-digit accuracies), per_class accuracies and
   the confusion matrix [10 image digits, num_speech_classes] (rows = truth).
   """
-  rng = np.random.default_rng(seed)
-  image_groups = _by_class(image_digits, NUM_DIGITS, "images")
-  speech_groups = _by_class(speech_classes, num_speech_classes, "utterances")
   class_digits = speech_class_to_digit(np.arange(num_speech_classes))
-  confusion = np.zeros((NUM_DIGITS, num_speech_classes), np.int64)
-  per_class = []
-  for digit, group in enumerate(image_groups):
-    images = group[rng.integers(0, len(group), trials)]
-    utterances = _draw(rng, speech_groups, trials)        # [T, C]
-    trial_scores = scores[images[:, None], utterances]     # [T, C]
-    predicted = trial_scores.argmax(1)
-    np.add.at(confusion[digit], predicted, 1)
-    per_class.append(float(np.mean(class_digits[predicted] == digit)))
-  return {"accuracy": float(np.mean(per_class)), "per_class": per_class,
-          "confusion": confusion.tolist()}
+  return _trials(
+      np.random.default_rng(seed), scores,
+      _by_class(image_digits, NUM_DIGITS, "images"),
+      _by_class(speech_classes, num_speech_classes, "utterances"), trials,
+      np.arange(NUM_DIGITS)[:, None] == class_digits[None, :])
 
 
 def retrieval(scores: np.ndarray, image_digits: np.ndarray,
@@ -67,21 +81,12 @@ def retrieval(scores: np.ndarray, image_digits: np.ndarray,
   Returns accuracy (mean of per-speech-class accuracies), per_class and the
   confusion matrix [num_speech_classes, 10 digits] (rows = truth).
   """
-  rng = np.random.default_rng(seed + 1)
-  image_groups = _by_class(image_digits, NUM_DIGITS, "images")
-  speech_groups = _by_class(speech_classes, num_speech_classes, "utterances")
   class_digits = speech_class_to_digit(np.arange(num_speech_classes))
-  confusion = np.zeros((num_speech_classes, NUM_DIGITS), np.int64)
-  per_class = []
-  for cls, group in enumerate(speech_groups):
-    utterances = group[rng.integers(0, len(group), trials)]
-    images = _draw(rng, image_groups, trials)              # [T, 10]
-    trial_scores = scores[images, utterances[:, None]]     # [T, 10]
-    predicted = trial_scores.argmax(1)
-    np.add.at(confusion[cls], predicted, 1)
-    per_class.append(float(np.mean(predicted == class_digits[cls])))
-  return {"accuracy": float(np.mean(per_class)), "per_class": per_class,
-          "confusion": confusion.tolist()}
+  return _trials(
+      np.random.default_rng(seed + 1), scores.T,
+      _by_class(speech_classes, num_speech_classes, "utterances"),
+      _by_class(image_digits, NUM_DIGITS, "images"), trials,
+      class_digits[:, None] == np.arange(NUM_DIGITS)[None, :])
 
 
 def recall_at_k(scores: np.ndarray, query_digits: np.ndarray,

@@ -529,13 +529,20 @@ def _log_mel_jax_packed(waves: list[np.ndarray], sample_rate: int,
   return out
 
 
-def _subtract_means(feats: np.ndarray, total_frames: np.ndarray,
-                    num_frames: int) -> np.ndarray:
-  """CMN on centred features: mean over each utterance's kept frames."""
+def _kept_frames(total_frames: np.ndarray, num_frames: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """(frames kept per utterance, bool [U, num_frames] marking them): an
+  utterance's frames are centred in the window."""
   kept = np.minimum(total_frames, num_frames)
   offset = (num_frames - kept) // 2
   frame = np.arange(num_frames)[None, :]
-  valid = (frame >= offset[:, None]) & (frame < (offset + kept)[:, None])
+  return kept, (frame >= offset[:, None]) & (frame < (offset + kept)[:, None])
+
+
+def _subtract_means(feats: np.ndarray, total_frames: np.ndarray,
+                    num_frames: int) -> np.ndarray:
+  """CMN on centred features: mean over each utterance's kept frames."""
+  kept, valid = _kept_frames(total_frames, num_frames)
   mean = feats.sum(axis=1) / np.maximum(kept, 1)[:, None]
   return np.where(valid[..., None], feats - mean[:, None, :], 0.0).astype(
       np.float32)
@@ -544,10 +551,7 @@ def _subtract_means(feats: np.ndarray, total_frames: np.ndarray,
 def _divide_stds(feats: np.ndarray, total_frames: np.ndarray,
                  num_frames: int) -> np.ndarray:
   """CVN on centred features: std over each utterance's kept frames."""
-  kept = np.minimum(total_frames, num_frames)
-  offset = (num_frames - kept) // 2
-  frame = np.arange(num_frames)[None, :]
-  valid = (frame >= offset[:, None]) & (frame < (offset + kept)[:, None])
+  kept, valid = _kept_frames(total_frames, num_frames)
   count = np.maximum(kept, 1)[:, None]
   mean = feats.sum(axis=1) / count
   var = np.where(valid[..., None], (feats - mean[:, None, :]) ** 2,

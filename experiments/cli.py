@@ -35,6 +35,17 @@ def run(main: Callable[[list[str]], None]) -> None:
   app.run(wrapped)
 
 
+def define_run_flags(workdir_help: str) -> tuple[flags.FlagHolder,
+                                                 flags.FlagHolder]:
+  """--workdir (required) and --data_dir, as every training entry point
+  defines them."""
+  workdir = flags.DEFINE_string("workdir", None, workdir_help, required=True)
+  data_dir = flags.DEFINE_string(
+      "data_dir", None, "Data directory (mnist/, fsdd/, tidigits/, "
+      "audiomnist/); default $AVDIGITS_DATA_DIR, else TFDS.")
+  return workdir, data_dir
+
+
 def freeze(cfg: ml_collections.ConfigDict) -> ml_collections.FrozenConfigDict:
   """The config as the run uses it, after every override: immutable, so no
   part of a run can change what the others (and report.json) see."""

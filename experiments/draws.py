@@ -24,10 +24,8 @@ from avdigits.errors import ConfigError
 from avdigits.workdir import write_json_atomic
 from experiments import cli
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where the run, the draws "
-                               "and draws.json are written.", required=True)
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "Data directory; default $AVDIGITS_DATA_DIR, else TFDS.")
+_WORKDIR, _DATA_DIR = cli.define_run_flags(
+    "Where the run, the draws and draws.json are written.")
 _DRAWS = flags.DEFINE_integer("draws", 10, "Initial draws per start.")
 _INITS = flags.DEFINE_list("inits", ["gaussian", "gaussian_mirrored"],
                            f"Starts to compare (any of {', '.join(INITS)}).")

@@ -26,11 +26,8 @@ from avdigits.data import sources
 from avdigits.errors import ConfigError
 from experiments import cli
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where stages, checkpoints "
-                               "and the report are written.", required=True)
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "Data directory (mnist/, fsdd/, tidigits/, "
-    "audiomnist/); default $AVDIGITS_DATA_DIR, else TFDS.")
+_WORKDIR, _DATA_DIR = cli.define_run_flags(
+    "Where stages, checkpoints and the report are written.")
 _SEEDS = flags.DEFINE_integer("seeds", None, "Number of seeds (overrides "
                               "config.seeds); reports mean and 95% CI.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")

@@ -43,11 +43,8 @@ POOL = ("two_stage", "pool_time")
 SUITES = {"study": (EXPERIMENTS, None), "voices": (VOICES, "loso"),
           "pool": (POOL, "two_stage")}
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where every stage and the "
-                               "study's tables are written.", required=True)
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "Data directory (mnist/, fsdd/, tidigits/, "
-    "audiomnist/); default $AVDIGITS_DATA_DIR, else TFDS.")
+_WORKDIR, _DATA_DIR = cli.define_run_flags(
+    "Where every stage and the study's tables are written.")
 _ONLY = flags.DEFINE_list("only", None, "Experiments to run (names of "
                           "experiments/configs/study/*.py); default all.")
 _SEEDS = flags.DEFINE_integer("seeds", None, "Seeds per experiment "

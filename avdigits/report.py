@@ -180,7 +180,14 @@ def markdown(report: dict[str, Any], command: str) -> str:
                        for k in ("R@1", "R@5", "R@10"))
     lines.append(f"| {direction.replace('_', ' ')} | {cells} |")
   lines += ["", "Timings (s): " + ", ".join(
-      f"{k} {v:.1f}" for k, v in report["timings_s"].items()), ""]
+      f"{k} {v:.1f}" for k, v in report["timings_s"].items())]
+  if "platform" in report:
+    p = report["platform"]
+    lines += [f"Platform: {p['device_count']} {p['backend']} device(s) "
+              f"({p['device_kind']}) in {p['process_count']} process(es), "
+              f"JAX {p['jax_version']}, matmul precision "
+              f"{p['matmul_precision']}."]
+  lines += [""]
   lines += ["![annotation](annotation_confusion.png) "
             "![retrieval](retrieval_confusion.png)",
             "![curves](classifier_curves.png) ![cost](align_cost.png)", ""]

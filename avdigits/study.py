@@ -25,6 +25,7 @@ from absl import logging
 
 from avdigits import (
   corrupt,
+  devices,
   evaluate,
   features,
   joint,
@@ -428,6 +429,7 @@ def run_experiment(cfg: ml_collections.ConfigDict, data: StudyData,
                    workdir: pathlib.Path) -> dict[str, Any]:
   """Every split and seed of one experiment; returns the per-run results."""
   validation.validate_study(cfg)
+  devices.set_precision(cfg.get("matmul_precision", "highest"))
   runs = []
   for spec in cfg.data.speech_splits:
     for split in expand_splits(data.speech, spec):

@@ -10,7 +10,6 @@ uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import flax.linen as nn
@@ -19,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from avdigits import augment, loop, losses, optim, settings
+from avdigits import augment, devices, loop, losses, optim, settings
 from avdigits.errors import ConfigError
 from avdigits.optim import make_optimizer
 from avdigits.predict import make_predict_fn
@@ -128,7 +127,8 @@ def mix_batch(key: jax.Array, x: jax.Array, y: jax.Array, alpha: float
 
 def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
                  augmentation: str = "none", max_shift: int = 0,
-                 seed: int = 0, mixup: float = 0.0):
+                 seed: int = 0, mixup: float = 0.0,
+                 mesh: jax.sharding.Mesh | None = None):
   """Returns jitted f(state, x, y, idx) -> (state, loss) for one batch.
 
   The data stays on device; `idx` selects the batch. The steps are driven
@@ -136,6 +136,10 @@ def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
   while loop an order of magnitude slower than as top-level ops. With
   `mixup` > 0 each augmented batch is mixed with a permutation of itself
   (`mix_batch`); 0 leaves the step exactly as without it.
+
+  With `mesh`, the step is data parallel: `idx` (and so the batch) is split
+  over the mesh's "data" axis, the state and the data are replicated, and
+  the compiler averages the gradients across devices.
   """
 
   def loss_fn(params, x, y, key):
@@ -149,7 +153,6 @@ def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
     return (lam * losses.cross_entropy(logits, y)
             + (1 - lam) * losses.cross_entropy(logits, y_other))
 
-  @functools.partial(jax.jit, donate_argnums=0)
   def step(state, x, y, idx):
     key = jax.random.fold_in(jax.random.key(seed), state["step"])
     aug_key, dropout_key = jax.random.split(key)
@@ -168,7 +171,12 @@ def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
     return {"params": params, "opt_state": opt_state,
             "step": state["step"] + 1}, loss
 
-  return step
+  if mesh is None:
+    return jax.jit(step, donate_argnums=0)
+  rep = devices.replicated(mesh)
+  return jax.jit(step, in_shardings=(rep, rep, rep,
+                                     devices.batch_sharded(mesh)),
+                 out_shardings=(rep, rep), donate_argnums=0)
 
 
 def train_classifier(model: nn.Module, train_x: np.ndarray,
@@ -189,11 +197,14 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
                       steps_per_epoch=schedule.steps_per_epoch,
                       decay_rate=schedule.lr_decay, l2=schedule.l2_dense,
                       l2_mask=dense_mask, flag=flag)
-  x = jax.device_put(jnp.asarray(train_x))
-  y = jax.device_put(jnp.asarray(train_y, jnp.int32))
+  mesh = devices.data_mesh()
+  devices.check_batch(schedule.batch_size, mesh, flag)
+  rep, batch_sharding = devices.replicated(mesh), devices.batch_sharded(mesh)
+  x = devices.global_batch(np.asarray(train_x), rep)
+  y = devices.global_batch(np.asarray(train_y, np.int32), rep)
   train_step = make_step_fn(model, tx, augmentation=schedule.augment,
                             max_shift=schedule.max_shift, seed=seed,
-                            mixup=schedule.mixup)
+                            mixup=schedule.mixup, mesh=mesh)
   predict = make_predict_fn(model)
 
   def accuracy(params) -> float:
@@ -203,7 +214,8 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
     step_losses = []
     for idx in batch_indices(seed, step, num_steps, len(train_y),
                              schedule.batch_size):
-      state, loss = train_step(state, x, y, idx)
+      state, loss = train_step(state, x, y,
+                               devices.global_batch(idx, batch_sharding))
       step_losses.append(loss)
     return state, jnp.stack(step_losses)
 
@@ -211,8 +223,9 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
     return {"train_loss": float(step_losses.mean()),
             "test_accuracy": accuracy(state["params"])}
 
+  initial = jax.device_put(_init_state(model, tx, x, seed), rep)
   out = loop.train_in_chunks(
-      stage, _init_state(model, tx, x, seed), steps=schedule.steps,
+      stage, initial, steps=schedule.steps,
       steps_per_chunk=schedule.steps_per_chunk, run_chunk=run_chunk,
       summarise=summarise, flag=flag, show_progress=show_progress)
   params = jax.tree.map(np.asarray, out.state["params"])

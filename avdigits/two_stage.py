@@ -17,6 +17,7 @@ import numpy as np
 
 from avdigits import (
   checkpoint,
+  devices,
   loop,
   nets,
   predict,
@@ -154,6 +155,7 @@ def run_all(cfg: ml_collections.ConfigDict, data_dir: pathlib.Path | None,
   """Every (speech split, seed) of a config: {spec: [run per seed]} and the
   data summary. One image convnet per seed serves every split."""
   validation.validate_reproduce(cfg)
+  devices.set_precision(cfg.get("matmul_precision", "highest"))
   corpora = prepare.load_corpora(cfg, data_dir)
   specs = prepare.speech_split_names(cfg, corpora)
   by_split, summary = {}, None

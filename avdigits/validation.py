@@ -8,7 +8,7 @@ from typing import Any
 
 import ml_collections
 
-from avdigits import features, models, speech_data
+from avdigits import devices, features, models, speech_data
 from avdigits.align import AlignSchedule
 from avdigits.data import sources, splits
 from avdigits.errors import ConfigError
@@ -62,9 +62,16 @@ def _data(cfg: ml_collections.ConfigDict) -> None:
   _classifier(cfg.speech, "speech")
 
 
+def _precision(cfg: ml_collections.ConfigDict) -> None:
+  if cfg.get("matmul_precision", "highest") not in devices.PRECISIONS:
+    raise ConfigError(f"--config.matmul_precision={cfg.matmul_precision!r}: "
+                      f"choose one of {', '.join(devices.PRECISIONS)}")
+
+
 def validate_reproduce(cfg: ml_collections.ConfigDict) -> None:
   """Checks a `reproduce` config (experiments/configs/*.py)."""
   _positive("seeds", cfg.seeds)
+  _precision(cfg)
   _positive("eval.trials", cfg.eval.trials)
   _data(cfg)
   for hidden in cfg.speech.hidden_sizes:
@@ -94,6 +101,7 @@ def validate_study(cfg: ml_collections.ConfigDict) -> None:
     raise ConfigError("--config.train.trainer=paper_sgd trains the aligner "
                       "alone: both --config.model parts must be *_frozen")
   _positive("seeds", cfg.seeds)
+  _precision(cfg)
   _positive("model.members", cfg.model.get("members", 1))
   _data(cfg)
   if cfg.train.trainer == "paper_sgd":

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from absl import flags
 
-from avdigits import align, features, losses, models
+from avdigits import align, devices, features, losses, models
 from avdigits.data import sources
 from avdigits.data.synthetic import synthetic_speech
 from avdigits.errors import ConfigError
@@ -201,8 +201,8 @@ def main(argv: list[str]) -> None:
     raise ConfigError("--repeats and --batch_sizes must be > 0")
   repeats = _REPEATS.value
   result = {
-      "device": str(jax.devices()[0]), "platform": jax.default_backend(),
-      "device_count": jax.device_count(), "host_cpu_count": os.cpu_count(),
+      "device": str(jax.devices()[0]), "platform": devices.info(),
+      "host_cpu_count": os.cpu_count(),
       "jax": jax.__version__, "jaxlib": jax.lib.__version__
       if hasattr(jax.lib, "__version__") else None,
       "python": platform.python_version(), "repeats": repeats,

@@ -10,10 +10,27 @@ from collections.abc import Callable
 import ml_collections
 from absl import app, flags, logging
 
+from avdigits import devices
 from avdigits.errors import AvdigitsError, ConfigError
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = str(CONFIG_DIR / "default.py")
+
+_PLATFORM = flags.DEFINE_enum(
+    "platform", None, list(devices.PLATFORMS), "Device platform (default "
+    "$JAX_PLATFORMS, else the best present); a clear error if absent.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 of a multi-process "
+    "job (jax.distributed).")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Processes in the job (-1: detected, on TPU "
+    "pods and SLURM).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's "
+                                   "index in the job.")
+_DETERMINISTIC = flags.DEFINE_bool(
+    "deterministic", True, "Deterministic GPU reductions (XLA's "
+    "--xla_gpu_deterministic_ops), so that runs and resumes repeat exactly; "
+    "no effect on CPU.")
 
 
 def run(main: Callable[[list[str]], None]) -> None:
@@ -26,6 +43,11 @@ def run(main: Callable[[list[str]], None]) -> None:
     if not flags.FLAGS["verbosity"].present:  # library INFO chatter off
       logging.set_verbosity(logging.WARNING)
     try:
+      devices.configure(_PLATFORM.value,
+                        coordinator_address=_COORDINATOR.value,
+                        num_processes=_NUM_PROCESSES.value,
+                        process_id=_PROCESS_ID.value,
+                        deterministic=_DETERMINISTIC.value)
       main(argv)
     except AvdigitsError as error:
       logging.flush()

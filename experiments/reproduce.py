@@ -20,7 +20,7 @@ import time
 from absl import flags
 from ml_collections import config_flags
 
-from avdigits import report, two_stage, validation
+from avdigits import devices, report, two_stage, validation
 from avdigits import workdir as workdir_lock
 from avdigits.data import sources
 from avdigits.errors import ConfigError
@@ -63,6 +63,7 @@ def main(argv: list[str]) -> None:
         splits=({spec.partition(":")[2]: split_runs
                  for spec, split_runs in by_split.items()}
                 if len(by_split) > 1 else None))
+    result["platform"] = devices.info()
     report.write(result, workdir, " ".join(["python -m experiments.reproduce"]
                                            + sys.argv[1:]))
     print(f"annotation {result['annotation']['accuracy']:.4f}  retrieval "

@@ -24,6 +24,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.name = "paper"
   c.seed = 0
   c.seeds = 1
+  # Precision of every matrix product and convolution: "highest" (full
+  # float32), or the faster "high" / "default" on accelerators (TF32,
+  # bfloat16 passes); report.json's platform.matmul_precision records it.
+  c.matmul_precision = "highest"
 
   c.data = ml_collections.ConfigDict()
   c.data.images = "auto"          # auto | mnist | tfds | synthetic

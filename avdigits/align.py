@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from avdigits import loop, losses, optim, settings
+from avdigits import devices, loop, losses, optim, settings
 from avdigits.data.types import speech_class_to_digit
 from avdigits.errors import ConfigError, DataError
 from avdigits.models import Aligner
@@ -306,9 +306,13 @@ def train_alignment(image_acts: np.ndarray, image_digits: np.ndarray,
                       schedule.steps, schedule=schedule.lr_schedule,
                       flag=flag)
   table, counts = class_index_table(np.asarray(speech_labels), num_classes)
-  data = (jnp.asarray(image_acts, jnp.float32), jnp.asarray(image_digits),
-          jnp.asarray(speech_acts, jnp.float32), jnp.asarray(table),
-          jnp.asarray(counts))
+  # One image per iteration: nothing to split, so one device of every
+  # process of a job holds the whole state and runs the same iterations.
+  rep = devices.replicated(devices.process_mesh())
+  data = jax.device_put((np.asarray(image_acts, np.float32),
+                         np.asarray(image_digits),
+                         np.asarray(speech_acts, np.float32), table, counts),
+                        rep)
   params, start_info = initial_params(schedule, image_acts, image_digits,
                                       speech_acts, speech_labels, seed=seed)
   if schedule.use_fast():
@@ -326,9 +330,10 @@ def train_alignment(image_acts: np.ndarray, image_digits: np.ndarray,
     return {"cost_sum": float(costs.sum()), "cost_mean": float(costs.mean()),
             "cost_first": float(costs[0]), "cost_last": float(costs[-1])}
 
+  initial = jax.device_put({"params": params, "opt_state": tx.init(params),
+                            "step": jnp.zeros((), jnp.int32)}, rep)
   out = loop.train_in_chunks(
-      stage, {"params": params, "opt_state": tx.init(params),
-              "step": jnp.zeros((), jnp.int32)},
+      stage, initial,
       steps=schedule.steps, steps_per_chunk=schedule.steps_per_chunk,
       run_chunk=run_chunk, summarise=summarise, what="cost", flag=flag,
       show_progress=show_progress)

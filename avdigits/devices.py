@@ -20,6 +20,7 @@ from avdigits.errors import ConfigError
 
 PLATFORMS = ("cpu", "gpu", "tpu")
 DATA_AXIS = "data"
+HEARTBEAT_SECONDS = 30
 # Matrix-product precision (`jax_default_matmul_precision`): "highest" is
 # full float32 everywhere; "high" / "default" allow faster reduced-precision
 # products (TF32, bfloat16 passes) on accelerators.
@@ -71,7 +72,9 @@ def configure(platform: str | None = None, *,
                           f"{num_processes})")
       kwargs = {"coordinator_address": coordinator_address,
                 "num_processes": num_processes, "process_id": process_id}
-    jax.distributed.initialize(**kwargs)
+    # A lost process is noticed within HEARTBEAT_SECONDS (JAX: 100).
+    jax.distributed.initialize(**kwargs,
+                               heartbeat_timeout_seconds=HEARTBEAT_SECONDS)
   try:
     jax.devices()
   except RuntimeError as error:
@@ -103,6 +106,16 @@ def data_mesh() -> jax.sharding.Mesh:
   compiler: `AxisType.Auto`)."""
   return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
                        axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def process_mesh() -> jax.sharding.Mesh:
+  """One device per process (its first) on the axis "data": where work that
+  does not split (one image per alignment iteration) runs, replicated over
+  the processes of a job and on a single device of each."""
+  first = {}
+  for device in jax.devices():
+    first.setdefault(device.process_index, device)
+  return jax.sharding.Mesh(np.array(list(first.values())), (DATA_AXIS,))
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:

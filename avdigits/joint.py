@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from avdigits import augment, loop, losses, optim, settings
+from avdigits import augment, devices, loop, losses, optim, settings
 from avdigits.align import class_index_table
 from avdigits.data.types import speech_class_to_digit
 from avdigits.errors import ConfigError
@@ -251,10 +251,13 @@ def train_joint(model: JointModel, train_images: np.ndarray,
                                                 NUM_DIGITS)
   speech_table, speech_counts = class_index_table(np.asarray(speech_labels),
                                                   num_speech_classes)
-  tables = tuple(jnp.asarray(t) for t in (image_table, image_counts,
-                                          speech_table, speech_counts))
-  images = jax.device_put(jnp.asarray(train_images, jnp.float32))
-  speech = jax.device_put(jnp.asarray(train_speech, jnp.float32))
+  # Replicated on one device of every process (the groups are drawn inside
+  # the step).
+  rep = devices.replicated(devices.process_mesh())
+  tables = jax.device_put((image_table, image_counts, speech_table,
+                           speech_counts), rep)
+  images = jax.device_put(np.asarray(train_images, np.float32), rep)
+  speech = jax.device_put(np.asarray(train_speech, np.float32), rep)
   params = init_params(model, train_images, train_speech, seed, pretrained)
   step_fn = make_joint_step(model, tx, schedule, num_speech_classes, seed)
 
@@ -271,8 +274,8 @@ def train_joint(model: JointModel, train_images: np.ndarray,
     return {"train_loss": float(chunk_losses.mean())}
 
   out = loop.train_in_chunks(
-      stage, {"params": params, "opt_state": tx.init(params),
-              "step": jnp.zeros((), jnp.int32)},
+      stage, jax.device_put({"params": params, "opt_state": tx.init(params),
+                             "step": jnp.zeros((), jnp.int32)}, rep),
       steps=schedule.steps, steps_per_chunk=schedule.steps_per_chunk,
       run_chunk=run_chunk, summarise=summarise, flag=flag,
       show_progress=show_progress)

@@ -20,6 +20,8 @@ from typing import Any
 
 from absl import logging
 
+from avdigits import devices
+
 Scalars = Mapping[str, float]
 
 
@@ -157,10 +159,13 @@ class MultiWriter(MetricWriter):
 def create_default_writer(directory: str | pathlib.Path, collection: str, *,
                           tensorboard: bool | None = None) -> MultiWriter:
   """JSONL (`directory/metrics.jsonl`), logging and, with `tensorboard`
-  True (or None and tensorboardX installed), `directory/tensorboard/`."""
+  True (or None and tensorboardX installed), `directory/tensorboard/`.
+  Files are written by process 0 of a multi-process job only."""
   directory = pathlib.Path(directory)
-  writers: list[MetricWriter] = [JsonlWriter(directory / "metrics.jsonl"),
-                                 LoggingWriter(collection)]
+  writers: list[MetricWriter] = [LoggingWriter(collection)]
+  if not devices.is_writer():
+    return MultiWriter(writers)
+  writers.append(JsonlWriter(directory / "metrics.jsonl"))
   if tensorboard is None:
     tensorboard = tensorboard_available()
   if tensorboard:

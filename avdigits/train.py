@@ -208,6 +208,8 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
   predict = make_predict_fn(model)
 
   def accuracy(params) -> float:
+    # On host copies: the test set is predicted on one device per process.
+    params = jax.device_get(params)
     return float((predict(params, test_x).argmax(-1) == test_y).mean())
 
   def run_chunk(state, step: int, num_steps: int):

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from avdigits import devices
 from avdigits.checkpoint import Checkpointer
 from avdigits.errors import ConfigError, TrainingError
 from avdigits.metrics import JsonlWriter
@@ -53,7 +54,12 @@ def exclusive(workdir: str | pathlib.Path, flag: str = "--workdir"
   A second process gets a one-line ConfigError naming the holder's pid and
   command. The lock is an flock(2) on an open file, so the kernel drops it
   when its holder exits or is killed: a killed run never leaves it stuck.
+  The processes of one multi-process job share it: process 0 holds it for
+  them all.
   """
+  if not devices.is_writer():
+    yield
+    return
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   fd = os.open(workdir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -100,6 +106,8 @@ class Stage:
 
   def _check_settings(self) -> None:
     path = self.directory / "config.json"
+    if not path.exists() and not devices.is_writer():
+      return
     if path.exists():
       old = read_json(path)
       changes = _diff(old, self.settings)
@@ -140,7 +148,9 @@ class Stage:
     return read_json(self.directory / "result.json")
 
   def finish(self, result: dict[str, Any]) -> None:
-    write_json_atomic(self.directory / "result.json", result)
+    """Writes result.json (process 0 of a multi-process job)."""
+    if devices.is_writer():
+      write_json_atomic(self.directory / "result.json", result)
 
   def resume(self, initial_state: Any) -> tuple[Checkpointer, Any, list]:
     """(checkpointer, state, metric rows so far): from the newest readable
@@ -152,11 +162,13 @@ class Stage:
     restored = checkpointer.restore_latest(initial_state)
     jsonl = JsonlWriter(self.metrics_path)
     if restored is None:
-      jsonl.rewrite([])
+      if devices.is_writer():
+        jsonl.rewrite([])
       return checkpointer, initial_state, []
     state = restored[1]
     rows = jsonl.read(up_to_step=int(state["step"]))
-    jsonl.rewrite(rows)
+    if devices.is_writer():
+      jsonl.rewrite(rows)
     history = [{k: v for k, v in row.items() if k not in TIMING_KEYS}
                for row in rows]
     return checkpointer, state, history

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pathlib
+import signal
+import subprocess
 import sys
 from collections.abc import Callable
 
+import jax
 import ml_collections
 from absl import app, flags, logging
 
@@ -33,13 +37,62 @@ _DETERMINISTIC = flags.DEFINE_bool(
     "no effect on CPU.")
 
 
+# Set in the child that runs the work when a multi-process job's process
+# supervises itself (see `_supervise`).
+_CHILD_ENV = "AVDIGITS_JOB_CHILD"
+# Lines that start the runtime's own fatal report (a lost peer or
+# coordinator): the supervisor prints one line instead of them.
+_FATAL_MARKERS = ("*** Check failure", "Fatal Python error", "Check failed")
+
+
+def _die_with_parent() -> None:
+  """In the child: be killed (SIGKILL) when the supervisor dies."""
+  try:
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG, Linux
+  except (OSError, AttributeError):
+    pass
+
+
+def _supervise(process_id: int | None, num_processes: int) -> int:
+  """Runs this command again as a child and waits for it.
+
+  When another process of the job (or its coordinator) is lost, JAX's
+  runtime aborts the survivors after its heartbeat timeout with a C++
+  stack dump; the supervisor prints one line in its place, and exit 1.
+  """
+  child = subprocess.Popen(
+      [sys.executable, *sys.orig_argv[1:]], env={**os.environ,
+                                                 _CHILD_ENV: "1"},
+      stderr=subprocess.PIPE, text=True, errors="replace",
+      preexec_fn=_die_with_parent)
+  fatal = False
+  for line in child.stderr:
+    fatal = fatal or line.lstrip().startswith(_FATAL_MARKERS) or (
+        line[:1] == "F" and line[1:5].isdigit())  # absl FATAL log lines
+    if not fatal:
+      sys.stderr.write(line)
+  code = child.wait()
+  if code in (0, 1):  # done, or one of our own one-line errors
+    return code
+  print(f"error: process {process_id} of {num_processes}: the job stopped "
+        f"(another process or the coordinator was lost; exit {code}); run "
+        f"every process again with the same flags to resume from the last "
+        f"checkpoints", file=sys.stderr)
+  return 1
+
+
 def run(main: Callable[[list[str]], None]) -> None:
   """absl's app.run, with the package's own errors as one line, exit 1.
 
-  Logging defaults to WARNING (pass --verbosity=0 for INFO).
+  Logging defaults to WARNING (pass --verbosity=0 for INFO). A process of a
+  multi-process job (--num_processes > 1) runs its work in a supervised
+  child, so that a lost peer, too, ends it with one line.
   """
 
   def wrapped(argv: list[str]) -> None:
+    if (_NUM_PROCESSES.value not in (None, 1)
+        and not os.environ.get(_CHILD_ENV)):
+      sys.exit(_supervise(_PROCESS_ID.value, _NUM_PROCESSES.value))
     if not flags.FLAGS["verbosity"].present:  # library INFO chatter off
       logging.set_verbosity(logging.WARNING)
     try:
@@ -53,6 +106,17 @@ def run(main: Callable[[list[str]], None]) -> None:
       logging.flush()
       print(f"error: {error}", file=sys.stderr)
       sys.exit(1)
+    except jax.errors.JaxRuntimeError as error:
+      if jax.process_count() == 1:
+        raise
+      # A collective failed because a peer is gone; exiting normally would
+      # wait on the coordinator for the lost process.
+      first = str(error).splitlines()[0] if str(error) else ""
+      print(f"error: process {jax.process_index()} of {jax.process_count()}"
+            f": the job lost another process ({first[:200]}); run every "
+            f"process again with the same flags to resume from the last "
+            f"checkpoints", file=sys.stderr, flush=True)
+      os._exit(1)
 
   app.run(wrapped)
 

@@ -64,6 +64,8 @@ def main(argv: list[str]) -> None:
                  for spec, split_runs in by_split.items()}
                 if len(by_split) > 1 else None))
     result["platform"] = devices.info()
+    if not devices.is_writer():
+      return
     report.write(result, workdir, " ".join(["python -m experiments.reproduce"]
                                            + sys.argv[1:]))
     print(f"annotation {result['annotation']['accuracy']:.4f}  retrieval "

@@ -1,5 +1,6 @@
 """Tests for avdigits.data.tfds_sources against TFDS' mocked datasets."""
 
+import os
 import re
 import socket
 import subprocess
@@ -241,3 +242,38 @@ def test_probe_addresses_follow_the_proxy(monkeypatch, no_proxy_env):
   assert tfds_sources.probe_addresses(urls) == [
       ("proxy.internal", 3128), ("example.org", 8080),
       ("storage.googleapis.com", 443)]
+
+
+# What TensorFlow 2.21 prints while it loads, before it reads
+# TF_CPP_MIN_LOG_LEVEL (twice: two shared libraries), with a line of ours.
+TF_IMPORT_LOG = """\
+WARNING: All log messages before absl::InitializeLog() is called are written \
+to STDERR
+I0000 00:00:1795912289.616527   10542 port.cc:153] oneDNN custom operations \
+are on.
+I0000 00:00:1795912289.657884   10542 cpu_feature_guard.cc:227] This \
+TensorFlow binary is optimized to use available CPU instructions.
+To enable the following instructions: AVX2 FMA, in other operations, rebuild.
+W1129 00:36:14.480133 140242567314304 file_utils.py:394] a warning
+something else
+E1129 00:36:14.480133 140242567314304 x.cc:1] an error
+"""
+
+
+def test_native_log_filter_drops_lines_below_the_level():
+  lines = TF_IMPORT_LOG.splitlines(keepends=True)
+  assert tfds_sources.native_log_filter(TF_IMPORT_LOG, 0) == TF_IMPORT_LOG
+  # Lines that start no message ("To enable ...", "something else") go with
+  # the message above them.
+  assert tfds_sources.native_log_filter(TF_IMPORT_LOG, 1) == "".join(
+      lines[4:])
+  assert tfds_sources.native_log_filter(TF_IMPORT_LOG, 2) == lines[-1]
+  assert tfds_sources.native_log_filter("plain\n" + TF_IMPORT_LOG, 3) == (
+      "plain\n")
+
+
+def test_stderr_filtered_holds_native_writes(capfd):
+  with tfds_sources._stderr_filtered(lambda text: text.replace("noise\n",
+                                                               "")):
+    os.write(2, b"noise\nkept\n")
+  assert capfd.readouterr().err == "kept\n"

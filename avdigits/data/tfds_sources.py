@@ -14,13 +14,20 @@ probed instead, as that is where TFDS' requests go. Where the probe is
 wrong (e.g. a network that only lets proxied or otherwise unusual traffic
 out), `AVDIGITS_TFDS_NETWORK_CHECK=0` skips it and TFDS downloads as it
 would without it.
+
+TensorFlow logs a few lines while its libraries load (e.g. "oneDNN custom
+operations are on"), before it applies $TF_CPP_MIN_LOG_LEVEL; the loaders
+hold those lines to that level too (see native_log_filter).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
+import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -45,6 +52,11 @@ NETWORK_CHECK_ENV = "AVDIGITS_TFDS_NETWORK_CHECK"
 PROBE_TIMEOUT_S = 4.0
 # TFDS' own mirror of prepared datasets and of many download URLs.
 _MIRROR_HOST = "storage.googleapis.com"
+# A native (absl C++) log line: severity, MMDD, time, thread, file:line].
+_NATIVE_LOG = re.compile(r"([IWEF])\d{4} [\d:.]+\s+\d+ \S+:\d+\] ")
+_NATIVE_SEVERITIES = "IWEF"  # TF_CPP_MIN_LOG_LEVEL 0, 1, 2, 3
+_ABSL_PREINIT_NOTICE = ("WARNING: All log messages before "
+                        "absl::InitializeLog() is called are written to STDERR")
 
 
 def load_tfds_mnist(data_dir: str | None = None) -> ImageSet:
@@ -131,6 +143,68 @@ def _import_tfds(name: str, modality: str):
   return tfds
 
 
+def _tensorflow_loading():
+  """A context in which TensorFlow may be imported: its load-time log lines
+  (and any other line in absl's format) are held to $TF_CPP_MIN_LOG_LEVEL.
+  Nothing is held once TensorFlow is loaded, or at level 0."""
+  try:
+    min_level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+  except ValueError:
+    min_level = 0
+  if "tensorflow" in sys.modules or min_level <= 0:
+    return contextlib.nullcontext()
+  return _stderr_filtered(lambda text: native_log_filter(text, min_level))
+
+
+def _import_tensorflow() -> None:
+  """Imports TensorFlow (which TFDS needs) in _tensorflow_loading."""
+  # A failure here recurs in tfds.load, which _load turns into a DataError.
+  with _tensorflow_loading(), contextlib.suppress(Exception):
+    import tensorflow  # noqa: F401
+
+
+def native_log_filter(text: str, min_level: int) -> str:
+  """`text` less its native log lines below TF_CPP_MIN_LOG_LEVEL `min_level`
+  (0 INFO, 1 WARNING, 2 ERROR, 3 FATAL), each with its continuation lines,
+  and, from level 1, absl's notice that logging is not initialised yet.
+  Every other line is kept."""
+  kept, dropping = [], False
+  for line in text.splitlines(keepends=True):
+    match = _NATIVE_LOG.match(line)
+    if match:
+      dropping = _NATIVE_SEVERITIES.index(match[1]) < min_level
+    elif line.strip() == _ABSL_PREINIT_NOTICE:
+      dropping = min_level >= 1
+    if not dropping:
+      kept.append(line)
+  return "".join(kept)
+
+
+@contextlib.contextmanager
+def _stderr_filtered(transform):
+  """File descriptor 2, where native code writes, goes to a temporary file
+  for the block; `transform` of what it got is then written to it."""
+  try:
+    sys.stderr.flush()
+    saved = os.dup(2)
+  except (AttributeError, OSError, ValueError):  # No stderr to filter.
+    yield
+    return
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      yield
+    finally:
+      with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      text = transform(captured.read().decode("utf-8", "replace"))
+      if text:
+        os.write(2, text.encode("utf-8"))
+
+
 def _load(tfds, name: str, split: str, data_dir: str | None, modality: str,
           **kwargs) -> list[dict]:
   """tfds.load's examples (or batches) as NumPy, every failure a DataError.
@@ -141,8 +215,10 @@ def _load(tfds, name: str, split: str, data_dir: str | None, modality: str,
   """
   try:
     try:
-      ds = tfds.load(name, split=split, data_dir=data_dir,
-                     shuffle_files=False, download=False, **kwargs)
+      # Reading prepared data imports TensorFlow; finding none does not.
+      with _tensorflow_loading():
+        ds = tfds.load(name, split=split, data_dir=data_dir,
+                       shuffle_files=False, download=False, **kwargs)
     except ImportError:
       raise
     except Exception:  # noqa: BLE001 - "not prepared" has no type of its own.
@@ -150,6 +226,7 @@ def _load(tfds, name: str, split: str, data_dir: str | None, modality: str,
       if builder.is_prepared():
         raise  # Prepared yet unreadable: not a download problem.
       _check_network(name, builder, modality)
+      _import_tensorflow()  # Before, not amid, the download's progress bars.
       ds = tfds.load(name, split=split, data_dir=data_dir,
                      shuffle_files=False, **kwargs)
     return list(tfds.as_numpy(ds))

@@ -1,12 +1,11 @@
-"""What every experiment entry point shares: config path, clean errors."""
+"""What every experiment entry point shares: config path, device and job
+flags, clean one-line errors, quiet libraries (experiments/quiet.py) and
+supervised multi-process jobs (experiments/supervise.py)."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pathlib
-import signal
-import subprocess
 import sys
 from collections.abc import Callable
 
@@ -14,8 +13,10 @@ import jax
 import ml_collections
 from absl import app, flags, logging
 
+import experiments
 from avdigits import devices
 from avdigits.errors import AvdigitsError, ConfigError
+from experiments import quiet, supervise
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = str(CONFIG_DIR / "default.py")
@@ -37,64 +38,26 @@ _DETERMINISTIC = flags.DEFINE_bool(
     "no effect on CPU.")
 
 
-# Set in the child that runs the work when a multi-process job's process
-# supervises itself (see `_supervise`).
-_CHILD_ENV = "AVDIGITS_JOB_CHILD"
-# Lines that start the runtime's own fatal report (a lost peer or
-# coordinator): the supervisor prints one line instead of them.
-_FATAL_MARKERS = ("*** Check failure", "Fatal Python error", "Check failed")
-
-
-def _die_with_parent() -> None:
-  """In the child: be killed (SIGKILL) when the supervisor dies."""
-  try:
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG, Linux
-  except (OSError, AttributeError):
-    pass
-
-
-def _supervise(process_id: int | None, num_processes: int) -> int:
-  """Runs this command again as a child and waits for it.
-
-  When another process of the job (or its coordinator) is lost, JAX's
-  runtime aborts the survivors after its heartbeat timeout with a C++
-  stack dump; the supervisor prints one line in its place, and exit 1.
-  """
-  child = subprocess.Popen(
-      [sys.executable, *sys.orig_argv[1:]], env={**os.environ,
-                                                 _CHILD_ENV: "1"},
-      stderr=subprocess.PIPE, text=True, errors="replace",
-      preexec_fn=_die_with_parent)
-  fatal = False
-  for line in child.stderr:
-    fatal = fatal or line.lstrip().startswith(_FATAL_MARKERS) or (
-        line[:1] == "F" and line[1:5].isdigit())  # absl FATAL log lines
-    if not fatal:
-      sys.stderr.write(line)
-  code = child.wait()
-  if code in (0, 1):  # done, or one of our own one-line errors
-    return code
-  print(f"error: process {process_id} of {num_processes}: the job stopped "
-        f"(another process or the coordinator was lost; exit {code}); run "
-        f"every process again with the same flags to resume from the last "
-        f"checkpoints", file=sys.stderr)
-  return 1
-
-
 def run(main: Callable[[list[str]], None]) -> None:
   """absl's app.run, with the package's own errors as one line, exit 1.
 
-  Logging defaults to WARNING (pass --verbosity=0 for INFO). A process of a
-  multi-process job (--num_processes > 1) runs its work in a supervised
-  child, so that a lost peer, too, ends it with one line.
+  Without --verbosity, logging is at WARNING and other libraries' warnings
+  are off (see quiet_libraries); --verbosity=0 (INFO) shows all of them,
+  native TensorFlow/XLA logs included, and -1 (WARNING) their warnings. A
+  process of a multi-process job (--num_processes > 1) runs its work in a
+  supervised child, so that a lost peer, too, ends it with one line.
   """
 
   def wrapped(argv: list[str]) -> None:
     if (_NUM_PROCESSES.value not in (None, 1)
-        and not os.environ.get(_CHILD_ENV)):
-      sys.exit(_supervise(_PROCESS_ID.value, _NUM_PROCESSES.value))
-    if not flags.FLAGS["verbosity"].present:  # library INFO chatter off
-      logging.set_verbosity(logging.WARNING)
+        and not os.environ.get(supervise.CHILD_ENV)):
+      sys.exit(supervise.supervise(_PROCESS_ID.value, _NUM_PROCESSES.value))
+    user_native_level = experiments.USER_TF_CPP_MIN_LOG_LEVEL
+    if not flags.FLAGS["verbosity"].present:
+      quiet.quiet_libraries(user_native_level)
+    elif user_native_level is None:
+      os.environ["TF_CPP_MIN_LOG_LEVEL"] = quiet.native_log_level(
+          flags.FLAGS.verbosity)
     try:
       devices.configure(_PLATFORM.value,
                         coordinator_address=_COORDINATOR.value,

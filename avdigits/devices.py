@@ -122,9 +122,25 @@ def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 
 
-def batch_sharded(mesh: jax.sharding.Mesh) -> NamedSharding:
-  """The leading (batch) axis split over "data"."""
-  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+def batch_sharded(mesh: jax.sharding.Mesh, leading: int = 0
+                  ) -> NamedSharding:
+  """The batch axis (after `leading` others, e.g. a chunk's steps) split
+  over "data"."""
+  return NamedSharding(mesh, PartitionSpec(*([None] * leading), DATA_AXIS))
+
+
+SCAN_CHOICES = ("auto", "true", "false")
+
+
+def use_scan(choice: str, flag: str) -> bool:
+  """Whether a chunk of training steps runs as one compiled scan: "auto"
+  on accelerators (where per-step host work dominates), not on CPU (where
+  XLA runs convolutions in a loop far slower than at top level)."""
+  if choice not in SCAN_CHOICES:
+    raise ConfigError(f"--config.{flag}={choice!r}: choose one of "
+                      f"{', '.join(SCAN_CHOICES)}")
+  return choice == "true" or (choice == "auto"
+                              and jax.default_backend() != "cpu")
 
 
 def check_batch(batch_size: int, mesh: jax.sharding.Mesh, flag: str) -> None:

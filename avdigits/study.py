@@ -186,7 +186,8 @@ def pretrain_image(cfg, data: StudyData, seed: int, workdir: pathlib.Path
       data.image_labels[data.image_train], data.images[data.image_test],
       data.image_labels[data.image_test], seed=seed,
       workdir=workdir / "pretrained" / f"image-{_hash(key)}",
-      data_key=key, flag="image", show_progress=False)
+      data_key=key, flag="image", show_progress=False,
+      scan=cfg.get("scan_steps", "auto"))
 
 
 def pretrain_speech(cfg, data: StudyData, split: SpeechSplit, seed: int,
@@ -215,7 +216,8 @@ def pretrain_speech(cfg, data: StudyData, split: SpeechSplit, seed: int,
       f"seed_{seed}", model, schedule, train_x, train_y,
       data.feats[split.test], speech.labels[split.test], seed=seed,
       workdir=workdir / "pretrained" / f"speech-{_hash(key)}",
-      data_key=key, flag="speech", show_progress=False)
+      data_key=key, flag="speech", show_progress=False,
+      scan=cfg.get("scan_steps", "auto"))
 
 
 @dataclasses.dataclass

@@ -105,7 +105,8 @@ def run_seed(cfg: ml_collections.ConfigDict, data: prepare.Prepared,
       ClassifierSchedule.from_config(cfg.image, len(data.train_image_labels)),
       data.train_images, data.train_image_labels, data.test_images,
       data.test_image_labels, seed=seed, workdir=image_workdir or workdir,
-      data_key=keys["image"], flag="image", show_progress=show_progress)
+      data_key=keys["image"], flag="image", show_progress=show_progress,
+      scan=cfg.get("scan_steps", "auto"))
   timings["image"] = time.perf_counter() - start
   speech_results, speech_params = {}, {}
   for hidden in cfg.speech.hidden_sizes:
@@ -117,7 +118,8 @@ def run_seed(cfg: ml_collections.ConfigDict, data: prepare.Prepared,
                                        len(data.train_speech_labels)),
         data.train_speech, data.train_speech_labels, data.test_speech,
         data.test_speech_labels, seed=seed, workdir=workdir,
-        data_key=keys["speech"], flag="speech", show_progress=show_progress)
+        data_key=keys["speech"], flag="speech", show_progress=show_progress,
+        scan=cfg.get("scan_steps", "auto"))
     timings[f"speech_{hidden}"] = time.perf_counter() - start
 
   start = time.perf_counter()

@@ -62,16 +62,20 @@ def _data(cfg: ml_collections.ConfigDict) -> None:
   _classifier(cfg.speech, "speech")
 
 
-def _precision(cfg: ml_collections.ConfigDict) -> None:
+def _devices(cfg: ml_collections.ConfigDict) -> None:
+  """The device settings: matrix-product precision, scanned steps."""
   if cfg.get("matmul_precision", "highest") not in devices.PRECISIONS:
     raise ConfigError(f"--config.matmul_precision={cfg.matmul_precision!r}: "
                       f"choose one of {', '.join(devices.PRECISIONS)}")
+  if cfg.get("scan_steps", "auto") not in devices.SCAN_CHOICES:
+    raise ConfigError(f"--config.scan_steps={cfg.scan_steps!r}: choose one "
+                      f"of {', '.join(devices.SCAN_CHOICES)}")
 
 
 def validate_reproduce(cfg: ml_collections.ConfigDict) -> None:
   """Checks a `reproduce` config (experiments/configs/*.py)."""
   _positive("seeds", cfg.seeds)
-  _precision(cfg)
+  _devices(cfg)
   _positive("eval.trials", cfg.eval.trials)
   _data(cfg)
   for hidden in cfg.speech.hidden_sizes:
@@ -101,7 +105,7 @@ def validate_study(cfg: ml_collections.ConfigDict) -> None:
     raise ConfigError("--config.train.trainer=paper_sgd trains the aligner "
                       "alone: both --config.model parts must be *_frozen")
   _positive("seeds", cfg.seeds)
-  _precision(cfg)
+  _devices(cfg)
   _positive("model.members", cfg.model.get("members", 1))
   _data(cfg)
   if cfg.train.trainer == "paper_sgd":

@@ -38,7 +38,7 @@ from avdigits.workdir import read_json, write_json_atomic
 from experiments import cli
 
 _OUTPUT = flags.DEFINE_string("output", None, "JSON file for the figures.")
-_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["64", "256"],
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["64", "256", "1024"],
                                  "Training batch sizes.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed blocks per figure.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Training steps per timed block.")
@@ -84,6 +84,35 @@ def bench_classifier(model, shape: tuple[int, ...], num_classes: int,
   step = make_step_fn(model, tx)
   state = {"s": _init_state(model, tx, x, 0)}
   indices = batch_indices(0, 0, steps, n, batch_size)
+
+  def block():
+    s = state["s"]
+    for idx in indices:
+      s, loss = step(s, x, y, idx)
+    state["s"] = s
+    return loss
+
+  return _rate(_timed(block, repeats), batch_size * steps)
+
+
+def bench_data_parallel(model, shape: tuple[int, ...], num_classes: int,
+                        batch_size: int, steps: int, repeats: int) -> dict:
+  """Examples/s of the data-parallel training step (`make_step_fn` with a
+  mesh over every device: batch split over "data", state replicated)."""
+  mesh = devices.data_mesh()
+  devices.check_batch(batch_size, mesh, "benchmark")
+  rep, split = devices.replicated(mesh), devices.batch_sharded(mesh)
+  rng = np.random.default_rng(0)
+  n = max(batch_size * steps, 1024)
+  x = devices.global_batch(rng.normal(size=(n, *shape)).astype(np.float32),
+                           rep)
+  y = devices.global_batch(rng.integers(0, num_classes, n).astype(np.int32),
+                           rep)
+  tx = make_optimizer("adam", 1e-3, 1000)
+  step = make_step_fn(model, tx, mesh=mesh)
+  state = {"s": jax.device_put(_init_state(model, tx, x, 0), rep)}
+  indices = [devices.global_batch(idx, split)
+             for idx in batch_indices(0, 0, steps, n, batch_size)]
 
   def block():
     s = state["s"]
@@ -217,6 +246,12 @@ def main(argv: list[str]) -> None:
                    for b in batch_sizes}
     result[key] = {b: d["median"] for b, d in detail[key].items()}
     print(key, {b: round(v) for b, v in result[key].items()}, flush=True)
+  key = f"data_parallel_images_per_s_{jax.device_count()}_devices"
+  detail[key] = {str(b): bench_data_parallel(models.ImageNet(), (28, 28), 10,
+                                             b, _STEPS.value, repeats)
+                 for b in batch_sizes if b % jax.device_count() == 0}
+  result[key] = {b: d["median"] for b, d in detail[key].items()}
+  print(key, {b: round(v) for b, v in result[key].items()}, flush=True)
   if _VMAP_SEEDS.value > 0:
     key = f"seed_vmap{_VMAP_SEEDS.value}_examples_per_s"
     detail[key] = {}

@@ -28,6 +28,10 @@ def get_config() -> ml_collections.ConfigDict:
   # float32), or the faster "high" / "default" on accelerators (TF32,
   # bfloat16 passes); report.json's platform.matmul_precision records it.
   c.matmul_precision = "highest"
+  # Each chunk of classifier steps as one compiled lax.scan: "auto" (on
+  # GPU/TPU, where per-step host work dominates), "true" or "false" (steps
+  # driven from Python: faster on CPU). Same batches and keys either way.
+  c.scan_steps = "auto"
 
   c.data = ml_collections.ConfigDict()
   c.data.images = "auto"          # auto | mnist | tfds | synthetic

@@ -1,0 +1,184 @@
+"""Scale-out on CPU: devices and precision settings, scanned chunks, and a
+two-process job on localhost (data parallel over gloo, kill and resume)."""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from avdigits import devices, models, train
+from avdigits.errors import ConfigError
+from avdigits.workdir import Stage
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# The quick config on the synthetic source, cut to a few chunks per stage.
+TINY = ["--config=experiments/configs/quick.py",
+        "--config.data.images=synthetic", "--config.data.speech=synthetic",
+        "--config.data.speech_split=stratified",
+        "--config.data.synthetic_images_per_class=20",
+        "--config.data.synthetic_speech_per_class=8",
+        "--config.image.epochs=2", "--config.speech.steps=40",
+        "--config.speech.steps_per_chunk=10", "--config.align.steps=2000",
+        "--config.align.steps_per_chunk=1000", "--config.eval.trials=10",
+        "--noprogress"]
+
+
+def _learnable(n=256, seed=0):
+  """Images whose class is the mean brightness of one row band."""
+  rng = np.random.default_rng(seed)
+  y = rng.integers(0, 10, n)
+  x = rng.normal(0, 0.1, (n, 28, 28)).astype(np.float32)
+  for i, c in enumerate(y):
+    x[i, 2 * c:2 * c + 3] += 1.0
+  return x, y
+
+
+def test_scanned_chunks_match_python_driven_steps(tmp_path):
+  x, y = _learnable()
+  # Plain SGD and a few steps: float rounding stays at rounding level
+  # (Adam's normalisation, and many steps, amplify it).
+  schedule = train.ClassifierSchedule(batch_size=32, steps=4,
+                                      steps_per_chunk=2, augment="shift",
+                                      max_shift=2, optimizer="sgd",
+                                      learning_rate=0.05)
+  runs = {}
+  for scan in ("false", "true"):
+    runs[scan] = train.train_classifier(
+        models.ImageNet(dropout=0.5), x, y, x[:64], y[:64], schedule,
+        seed=3, stage=Stage(tmp_path / scan, "s", {}), flag="image",
+        show_progress=False, scan=scan)
+  plain, scanned = runs["false"]["history"], runs["true"]["history"]
+  assert [r["step"] for r in scanned] == [2, 4]
+  # The same batches, keys and updates: equal to float32 rounding.
+  np.testing.assert_allclose([r["train_loss"] for r in scanned],
+                             [r["train_loss"] for r in plain], rtol=1e-5)
+  assert ([r["test_accuracy"] for r in scanned]
+          == [r["test_accuracy"] for r in plain])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5),
+               runs["true"]["params"], runs["false"]["params"])
+
+
+def test_scan_choice_is_checked():
+  assert devices.use_scan("false", "image.scan") is False
+  assert devices.use_scan("true", "image.scan") is True
+  assert devices.use_scan("auto", "image.scan") is (
+      jax.default_backend() != "cpu")
+  with pytest.raises(ConfigError, match=r"--config.image.scan='yes'"):
+    devices.use_scan("yes", "image.scan")
+
+
+def test_batch_must_split_over_the_data_axis():
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:1] * 1), ("data",))
+  devices.check_batch(64, mesh, "image")
+  fake = type("Mesh", (), {"shape": {"data": 3}})()
+  with pytest.raises(ConfigError, match=(
+      r"--config.image.batch_size=64 does not split over the 3 devices of "
+      r"the data axis; use a multiple of 3")):
+    devices.check_batch(64, fake, "image")
+
+
+def test_platform_info_and_precision():
+  info = devices.info()
+  assert info["backend"] == jax.default_backend()
+  assert info["device_count"] == jax.device_count() >= 1
+  assert info["process_count"] == 1
+  devices.set_precision("highest")
+  assert devices.info()["matmul_precision"] == "highest"
+  with pytest.raises(ConfigError, match="matmul_precision='fast'"):
+    devices.set_precision("fast")
+
+
+def test_absent_platform_is_one_line_error():
+  # A fresh interpreter: the platform is chosen before JAX starts.
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.reproduce", "--workdir=/tmp/x",
+       "--platform=tpu"], cwd=REPO, capture_output=True, text=True,
+      timeout=120)
+  assert out.returncode == 1
+  lines = out.stderr.strip().splitlines()
+  assert lines[-1].startswith("error: --platform=tpu: no usable tpu device "
+                              "here"), out.stderr[-2000:]
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _start_job(workdir: pathlib.Path, port: int) -> list[subprocess.Popen]:
+  env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+  return [subprocess.Popen(
+      [sys.executable, "-m", "experiments.reproduce", f"--workdir={workdir}",
+       *TINY, f"--coordinator_address=localhost:{port}",
+       "--num_processes=2", f"--process_id={p}"],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for p in (0, 1)]
+
+
+def _wait(procs, timeout):
+  return [p.communicate(timeout=timeout) for p in procs]
+
+
+def test_two_process_job_kill_and_resume(tmp_path):
+  """Two processes on localhost train the quick config data parallel (one
+  CPU device each, gloo): process 1 is killed after the first checkpoint,
+  process 0 stops with one line, a rerun resumes and finishes; the result
+  agrees with a one-process run, and process 0 alone wrote the files."""
+  single = subprocess.run(
+      [sys.executable, "-m", "experiments.reproduce",
+       f"--workdir={tmp_path / 'one'}", *TINY], cwd=REPO,
+      capture_output=True, text=True, timeout=600)
+  assert single.returncode == 0, single.stderr[-2000:]
+
+  job = tmp_path / "job"
+  procs = _start_job(job, _free_port())
+  first_ckpt = job / "seed_0" / "image" / "ckpt"
+  deadline = time.monotonic() + 300
+  while not (first_ckpt.is_dir() and any(
+      p.name.isdigit() for p in first_ckpt.iterdir())):
+    assert time.monotonic() < deadline, "no checkpoint within 300 s"
+    assert all(p.poll() is None for p in procs), _wait(procs, 10)
+    time.sleep(0.2)
+  procs[1].send_signal(signal.SIGKILL)
+  killed_at = time.monotonic()
+  (_, err0), _ = _wait(procs, 240)
+  # The survivor ends within the heartbeat timeout (30 s) plus slack.
+  assert time.monotonic() - killed_at < 120
+  assert procs[0].returncode == 1
+  assert err0.strip().splitlines()[-1].startswith(
+      "error: process 0 of 2:"), err0[-3000:]
+  assert not (job / "report.json").exists()
+
+  procs = _start_job(job, _free_port())
+  (out0, err0), (out1, err1) = _wait(procs, 600)
+  assert [p.returncode for p in procs] == [0, 0], (err0[-3000:], err1[-3000:])
+  assert "annotation" in out0 and "annotation" not in out1  # process 0 reports
+  report = json.loads((job / "report.json").read_text())
+  assert report["platform"]["process_count"] == 2
+  assert report["platform"]["device_count"] == 2
+  reference = json.loads((tmp_path / "one" / "report.json").read_text())
+  assert report["data"]["counts"] == reference["data"]["counts"]
+  # Data parallel over two processes computes the same steps: the first
+  # chunk's loss (before float differences grow) agrees to float32 rounding.
+  for name in ("image_classifier",):
+    np.testing.assert_allclose(report[name]["history"][0]["train_loss"],
+                               reference[name]["history"][0]["train_loss"],
+                               rtol=1e-5)
+  speech = report["speech_classifiers"]["1024"]["history"][0]["train_loss"]
+  np.testing.assert_allclose(
+      speech, reference["speech_classifiers"]["1024"]["history"][0][
+          "train_loss"], rtol=1e-5)
+  # One writer: one metric row per chunk, resumed rows not repeated.
+  rows = [json.loads(line) for line in (
+      job / "seed_0" / "image" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in rows] == [
+      r["step"] for r in reference["image_classifier"]["history"]]

@@ -55,6 +55,12 @@ class Checkpointer:
       return step, state
     return None
 
+  def restore(self, step: int, template: Any) -> tuple[int, Any]:
+    """(step, state) of the checkpoint of `step`."""
+    self._manager.reload()
+    return step, self._manager.restore(
+        step, args=ocp.args.StandardRestore(template))
+
   def close(self) -> None:
     self._manager.close()
 

@@ -129,16 +129,18 @@ def batch_sharded(mesh: jax.sharding.Mesh, leading: int = 0
   return NamedSharding(mesh, PartitionSpec(*([None] * leading), DATA_AXIS))
 
 
-SCAN_CHOICES = ("auto", "true", "false")
+AUTO_CHOICES = ("auto", "true", "false")
 
 
-def use_scan(choice: str, flag: str) -> bool:
-  """Whether a chunk of training steps runs as one compiled scan: "auto"
-  on accelerators (where per-step host work dominates), not on CPU (where
-  XLA runs convolutions in a loop far slower than at top level)."""
-  if choice not in SCAN_CHOICES:
+def on_accelerator(choice: str, flag: str) -> bool:
+  """An "auto"/"true"/"false" switch; "auto" is true on GPU/TPU only. Used
+  for scanned chunks (per-step host work dominates on accelerators, while
+  XLA:CPU runs convolutions in a loop far slower than at top level) and for
+  vmapped seeds (one program for all seeds fills an accelerator; on CPU,
+  vmapped convolutions become slower grouped ones)."""
+  if choice not in AUTO_CHOICES:
     raise ConfigError(f"--config.{flag}={choice!r}: choose one of "
-                      f"{', '.join(SCAN_CHOICES)}")
+                      f"{', '.join(AUTO_CHOICES)}")
   return choice == "true" or (choice == "auto"
                               and jax.default_backend() != "cpu")
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 from tqdm import tqdm
 
@@ -48,32 +49,75 @@ def train_in_chunks(stage: Stage, initial_state: Any, *, steps: int,
   checkpoint, and `--config.<flag>.learning_rate`), then the row
   {"step", **summarise(state, values)} is logged and the state saved.
   """
-  checkpointer, state, history = stage.resume(initial_state)
-  writer = metrics.create_default_writer(stage.directory, stage.name,
-                                         tensorboard=tensorboard)
-  writer.write_hparams(stage.settings)
-  step = int(state["step"])
+  return train_stages_in_chunks(
+      [stage], initial_state, stacked=False, steps=steps,
+      steps_per_chunk=steps_per_chunk, run_chunk=run_chunk,
+      summarise=summarise, what=what, flag=flag,
+      show_progress=show_progress, tensorboard=tensorboard)[0]
+
+
+def _part(tree: Any, index: int, stacked: bool) -> Any:
+  return jax.tree.map(lambda a: a[index], tree) if stacked else tree
+
+
+def train_stages_in_chunks(stages: Sequence[Stage], initial_state: Any, *,
+                           stacked: bool, steps: int, steps_per_chunk: int,
+                           run_chunk: ChunkFn, summarise: SummaryFn,
+                           what: str = "loss", flag: str = "train",
+                           show_progress: bool = False,
+                           tensorboard: bool | None = None
+                           ) -> list[LoopResult]:
+  """`train_in_chunks` for one stage or, with `stacked`, for several
+  trained together as one state stacked on a leading axis (vmapped seeds):
+  `run_chunk` then returns values [stages, steps], and each stage keeps its
+  own checkpoints, metric rows and result. Stacked stages resume from the
+  newest step that all of them have kept."""
+  resumed = [stage.resume(_part(initial_state, i, stacked))
+             for i, stage in enumerate(stages)]
+  common = min(int(state["step"]) for _, state, _ in resumed)
+  if any(int(state["step"]) != common for _, state, _ in resumed):
+    for checkpointer, _, _ in resumed:
+      checkpointer.close()
+    resumed = [stage.resume(_part(initial_state, i, stacked), step=common)
+               for i, stage in enumerate(stages)]
+  checkpointers = [r[0] for r in resumed]
+  histories = [r[2] for r in resumed]
+  state = (jax.tree.map(lambda *parts: np.stack(parts),
+                        *(r[1] for r in resumed))
+           if stacked else resumed[0][1])
+  writers = [metrics.create_default_writer(stage.directory, stage.name,
+                                           tensorboard=tensorboard)
+             for stage in stages]
+  for writer, stage in zip(writers, stages, strict=True):
+    writer.write_hparams(stage.settings)
+  step = common
   start = time.perf_counter()
-  with tqdm(total=steps, initial=step, desc=stage.name, leave=False,
+  with tqdm(total=steps, initial=step, desc=stages[0].name, leave=False,
             disable=not show_progress) as bar:
     while step < steps:
       num_steps = min(steps_per_chunk, steps - step)
       chunk_start = time.perf_counter()
       state, values = run_chunk(state, step, num_steps)
       values = np.asarray(values)
-      seconds = time.perf_counter() - chunk_start
-      stage.check_finite(values, step, what, flag)
+      speed = num_steps / (time.perf_counter() - chunk_start)
+      for i, stage in enumerate(stages):
+        stage.check_finite(_part(values, i, stacked), step, what, flag)
       step += num_steps
-      row = {"step": step, **summarise(state, values)}
-      history.append(row)
-      writer.write_scalars(step, {**{k: v for k, v in row.items()
-                                     if k != "step"},
-                                  "steps_per_second": num_steps / seconds})
-      checkpointer.save(step, state)
+      for i in range(len(stages)):
+        part = _part(state, i, stacked)
+        row = {"step": step, **summarise(part, _part(values, i, stacked))}
+        histories[i].append(row)
+        writers[i].write_scalars(step, {**{k: v for k, v in row.items()
+                                           if k != "step"},
+                                        "steps_per_second": speed})
+        checkpointers[i].save(step, part)
       bar.update(num_steps)
-  checkpointer.close()
-  writer.close()
-  return LoopResult(state, history, time.perf_counter() - start)
+  for checkpointer, writer in zip(checkpointers, writers, strict=True):
+    checkpointer.close()
+    writer.close()
+  seconds = time.perf_counter() - start
+  return [LoopResult(_part(state, i, stacked), history, seconds)
+          for i, history in enumerate(histories)]
 
 
 def run_stage(stage: Stage, train: Callable[[], tuple[dict[str, Any], Any]],

@@ -10,6 +10,8 @@ uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -128,9 +130,14 @@ def mix_batch(key: jax.Array, x: jax.Array, y: jax.Array, alpha: float
 def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
                  augmentation: str = "none", max_shift: int = 0,
                  seed: int = 0, mixup: float = 0.0,
-                 mesh: jax.sharding.Mesh | None = None, scan: bool = False):
+                 mesh: jax.sharding.Mesh | None = None, scan: bool = False,
+                 vmap_seeds: bool = False):
   """Returns jitted f(state, x, y, idx) -> (state, loss) for one batch, or
   with `scan`, for a chunk: idx [steps, batch] -> losses [steps].
+
+  With `vmap_seeds`, several seeds train as one program: the state and idx
+  gain a leading seed axis, the function takes the seeds [S] as a fifth
+  argument, and each seed draws exactly the keys it draws alone.
 
   The data stays on device; `idx` selects the batch. On accelerators a
   whole chunk runs as one compiled `lax.scan` (`scan=True`); on CPU the
@@ -155,8 +162,8 @@ def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
     return (lam * losses.cross_entropy(logits, y)
             + (1 - lam) * losses.cross_entropy(logits, y_other))
 
-  def step(state, x, y, idx):
-    key = jax.random.fold_in(jax.random.key(seed), state["step"])
+  def step(state, x, y, idx, step_seed):
+    key = jax.random.fold_in(jax.random.key(step_seed), state["step"])
     aug_key, dropout_key = jax.random.split(key)
     batch = augment.augment(augmentation, aug_key, x[idx],
                             max_shift=max_shift)
@@ -173,16 +180,23 @@ def make_step_fn(model: nn.Module, tx: optax.GradientTransformation, *,
     return {"params": params, "opt_state": opt_state,
             "step": state["step"] + 1}, loss
 
-  def chunk(state, x, y, idxs):
-    return jax.lax.scan(lambda s, idx: step(s, x, y, idx), state, idxs)
+  one = (jax.vmap(step, in_axes=(0, None, None, 0, 0)) if vmap_seeds
+         else step)
 
-  fn = chunk if scan else step
+  def chunk(state, x, y, idxs, seeds):
+    return jax.lax.scan(lambda s, idx: one(s, x, y, idx, seeds), state,
+                        idxs)
+
+  fn = chunk if scan else one
+  if not vmap_seeds:
+    fn = functools.partial(lambda f, s, x, y, i: f(s, x, y, i, seed), fn)
   if mesh is None:
     return jax.jit(fn, donate_argnums=0)
   rep = devices.replicated(mesh)
-  split = devices.batch_sharded(mesh, leading=1 if scan else 0)
-  return jax.jit(fn, in_shardings=(rep, rep, rep, split),
-                 out_shardings=(rep, rep), donate_argnums=0)
+  split = devices.batch_sharded(mesh, leading=int(scan) + int(vmap_seeds))
+  shardings = (rep, rep, rep, split) + ((rep,) if vmap_seeds else ())
+  return jax.jit(fn, in_shardings=shardings, out_shardings=(rep, rep),
+                 donate_argnums=0)
 
 
 def train_classifier(model: nn.Module, train_x: np.ndarray,
@@ -201,6 +215,23 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
   (per-chunk step, train_loss, test_accuracy), "test_accuracy" and
   "train_seconds".
   """
+  return train_classifiers(model, train_x, train_y, test_x, test_y,
+                           schedule, seeds=[seed], stages=[stage], flag=flag,
+                           show_progress=show_progress, scan=scan,
+                           vmap_seeds=False)[0]
+
+
+def train_classifiers(model: nn.Module, train_x: np.ndarray,
+                      train_y: np.ndarray, test_x: np.ndarray,
+                      test_y: np.ndarray, schedule: ClassifierSchedule, *,
+                      seeds: Sequence[int], stages: Sequence[Stage],
+                      flag: str, show_progress: bool = True,
+                      scan: str = "auto", vmap_seeds: bool = True
+                      ) -> list[dict[str, Any]]:
+  """`train_classifier` for several seeds at once, one stage each: with
+  `vmap_seeds`, their parameters and optimiser states stacked and trained
+  by one vmapped program, each seed with exactly its own batches and keys,
+  so that each result equals the seed's own run to float tolerance."""
   schedule.validate(flag, len(train_y))
   tx = make_optimizer(schedule.optimizer, schedule.learning_rate,
                       schedule.steps, schedule=schedule.lr_schedule,
@@ -210,13 +241,18 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
                       l2_mask=dense_mask, flag=flag)
   mesh = devices.data_mesh()
   devices.check_batch(schedule.batch_size, mesh, flag)
-  rep, batch_sharding = devices.replicated(mesh), devices.batch_sharded(mesh)
+  rep = devices.replicated(mesh)
   x = devices.global_batch(np.asarray(train_x), rep)
   y = devices.global_batch(np.asarray(train_y, np.int32), rep)
-  scanned = devices.use_scan(scan, f"{flag}.scan")
+  scanned = devices.on_accelerator(scan, f"{flag}.scan")
+  if len(seeds) > 1 and not vmap_seeds:
+    raise ValueError("several seeds train together only vmapped")
   train_step = make_step_fn(model, tx, augmentation=schedule.augment,
-                            max_shift=schedule.max_shift, seed=seed,
-                            mixup=schedule.mixup, mesh=mesh, scan=scanned)
+                            max_shift=schedule.max_shift, seed=seeds[0],
+                            mixup=schedule.mixup, mesh=mesh, scan=scanned,
+                            vmap_seeds=vmap_seeds)
+  seed_args = (devices.global_batch(np.asarray(seeds, np.int32), rep),
+               ) if vmap_seeds else ()
   predict = make_predict_fn(model)
 
   def accuracy(params) -> float:
@@ -224,30 +260,45 @@ def train_classifier(model: nn.Module, train_x: np.ndarray,
     params = jax.device_get(params)
     return float((predict(params, test_x).argmax(-1) == test_y).mean())
 
+  def indices(step: int, num_steps: int) -> np.ndarray:
+    """[steps, (seeds,) batch]: each seed's own batches."""
+    per_seed = [batch_indices(s, step, num_steps, len(train_y),
+                              schedule.batch_size) for s in seeds]
+    return np.stack(per_seed, 1) if vmap_seeds else per_seed[0]
+
   def run_chunk(state, step: int, num_steps: int):
-    indices = batch_indices(seed, step, num_steps, len(train_y),
-                            schedule.batch_size)
+    idx = indices(step, num_steps)
     if scanned:
-      return train_step(state, x, y, devices.global_batch(
-          indices, devices.batch_sharded(mesh, leading=1)))
+      state, step_losses = train_step(state, x, y, devices.global_batch(
+          idx, devices.batch_sharded(mesh, idx.ndim - 1)), *seed_args)
+      return state, jnp.moveaxis(step_losses, 0, -1)  # [(seeds,) steps]
+    one = devices.batch_sharded(mesh, idx.ndim - 2)
     step_losses = []
-    for idx in indices:
-      state, loss = train_step(state, x, y,
-                               devices.global_batch(idx, batch_sharding))
+    for i in idx:
+      state, loss = train_step(state, x, y, devices.global_batch(i, one),
+                               *seed_args)
       step_losses.append(loss)
-    return state, jnp.stack(step_losses)
+    return state, jnp.stack(step_losses, -1)
 
   def summarise(state, step_losses: np.ndarray) -> dict[str, float]:
     return {"train_loss": float(step_losses.mean()),
             "test_accuracy": accuracy(state["params"])}
 
-  initial = jax.device_put(_init_state(model, tx, x, seed), rep)
-  out = loop.train_in_chunks(
-      stage, initial, steps=schedule.steps,
-      steps_per_chunk=schedule.steps_per_chunk, run_chunk=run_chunk,
+  initial = [_init_state(model, tx, x, s) for s in seeds]
+  initial = (jax.tree.map(lambda *parts: jnp.stack(parts), *initial)
+             if vmap_seeds else initial[0])
+  outs = loop.train_stages_in_chunks(
+      stages, initial, stacked=vmap_seeds, steps=schedule.steps,
+      steps_per_chunk=schedule.steps_per_chunk,
+      run_chunk=lambda state, step, n: run_chunk(
+          jax.device_put(state, rep), step, n),
       summarise=summarise, flag=flag, show_progress=show_progress)
-  params = jax.tree.map(np.asarray, out.state["params"])
-  return {"params": params, "history": out.history,
-          "test_accuracy": (out.history[-1]["test_accuracy"] if out.history
-                            else accuracy(params)),
-          "train_seconds": out.train_seconds}
+  results = []
+  for out in outs:
+    params = jax.tree.map(np.asarray, out.state["params"])
+    results.append({
+        "params": params, "history": out.history,
+        "test_accuracy": (out.history[-1]["test_accuracy"] if out.history
+                          else accuracy(params)),
+        "train_seconds": out.train_seconds})
+  return results

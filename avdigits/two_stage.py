@@ -23,6 +23,7 @@ from avdigits import (
   predict,
   prepare,
   speech_data,
+  stages,
   validation,
 )
 from avdigits.align import AlignSchedule, train_alignment
@@ -88,6 +89,48 @@ def _aligner_template(cfg: ml_collections.ConfigDict, hidden: int) -> Any:
                           np.zeros((1, 1, hidden), np.float32))
 
 
+def _image_classifier(cfg: ml_collections.ConfigDict,
+                      data: prepare.Prepared) -> tuple:
+  """(stage name, model, schedule, train x, y, test x, y) of the image
+  convnet."""
+  return ("image", nets.image_net(cfg.image),
+          ClassifierSchedule.from_config(cfg.image,
+                                         len(data.train_image_labels)),
+          data.train_images, data.train_image_labels, data.test_images,
+          data.test_image_labels)
+
+
+def _speech_classifier(cfg: ml_collections.ConfigDict,
+                       data: prepare.Prepared, hidden: int) -> tuple:
+  """The same for the speech convnet with `hidden` units."""
+  return (f"speech_{hidden}",
+          nets.speech_net(cfg.speech, data.num_speech_classes, hidden),
+          ClassifierSchedule.from_config(cfg.speech,
+                                         len(data.train_speech_labels)),
+          data.train_speech, data.train_speech_labels, data.test_speech,
+          data.test_speech_labels)
+
+
+def train_seeds_together(cfg: ml_collections.ConfigDict,
+                         data: prepare.Prepared, workdir: pathlib.Path,
+                         root: pathlib.Path, seeds: list[int], *,
+                         show_progress: bool) -> None:
+  """The classifier stages of every seed, each trained for all seeds at
+  once (`stages.train_classifier_stages`); `run_seed` restores them."""
+  keys = data_keys(cfg, data)
+  scan = cfg.get("scan_steps", "auto")
+  stages.train_classifier_stages(
+      *_image_classifier(cfg, data), seeds=seeds,
+      workdirs=[workdir / f"seed_{s}" for s in seeds], data_key=keys["image"],
+      flag="image", show_progress=show_progress, scan=scan)
+  for hidden in cfg.speech.hidden_sizes:
+    stages.train_classifier_stages(
+        *_speech_classifier(cfg, data, hidden), seeds=seeds,
+        workdirs=[root / f"seed_{s}" for s in seeds],
+        data_key=keys["speech"], flag="speech", show_progress=show_progress,
+        scan=scan)
+
+
 def run_seed(cfg: ml_collections.ConfigDict, data: prepare.Prepared,
              workdir: pathlib.Path, seed: int, *,
              show_progress: bool = True,
@@ -98,28 +141,21 @@ def run_seed(cfg: ml_collections.ConfigDict, data: prepare.Prepared,
   splits that share the images share one image convnet.
   """
   keys = data_keys(cfg, data)
+  scan = cfg.get("scan_steps", "auto")
   timings = {}
   start = time.perf_counter()
   image_result, image_params = classifier_stage(
-      "image", nets.image_net(cfg.image),
-      ClassifierSchedule.from_config(cfg.image, len(data.train_image_labels)),
-      data.train_images, data.train_image_labels, data.test_images,
-      data.test_image_labels, seed=seed, workdir=image_workdir or workdir,
-      data_key=keys["image"], flag="image", show_progress=show_progress,
-      scan=cfg.get("scan_steps", "auto"))
+      *_image_classifier(cfg, data), seed=seed,
+      workdir=image_workdir or workdir, data_key=keys["image"], flag="image",
+      show_progress=show_progress, scan=scan)
   timings["image"] = time.perf_counter() - start
   speech_results, speech_params = {}, {}
   for hidden in cfg.speech.hidden_sizes:
     start = time.perf_counter()
     speech_results[str(hidden)], speech_params[hidden] = classifier_stage(
-        f"speech_{hidden}",
-        nets.speech_net(cfg.speech, data.num_speech_classes, hidden),
-        ClassifierSchedule.from_config(cfg.speech,
-                                       len(data.train_speech_labels)),
-        data.train_speech, data.train_speech_labels, data.test_speech,
-        data.test_speech_labels, seed=seed, workdir=workdir,
+        *_speech_classifier(cfg, data, hidden), seed=seed, workdir=workdir,
         data_key=keys["speech"], flag="speech", show_progress=show_progress,
-        scan=cfg.get("scan_steps", "auto"))
+        scan=scan)
     timings[f"speech_{hidden}"] = time.perf_counter() - start
 
   start = time.perf_counter()
@@ -172,6 +208,10 @@ def run_all(cfg: ml_collections.ConfigDict, data_dir: pathlib.Path | None,
         summary["timings_s"][name] = summary["timings_s"].get(
             name, 0.0) + seconds
     root = split_dir(workdir, spec, specs)
+    if len(seeds) > 1 and devices.on_accelerator(
+        cfg.get("parallel_seeds", "auto"), "parallel_seeds"):
+      train_seeds_together(cfg, data, workdir, root, seeds,
+                           show_progress=show_progress)
     by_split[spec] = [
         run_seed(cfg, data, root / f"seed_{seed}", seed,
                  show_progress=show_progress,

@@ -67,9 +67,8 @@ def _devices(cfg: ml_collections.ConfigDict) -> None:
   if cfg.get("matmul_precision", "highest") not in devices.PRECISIONS:
     raise ConfigError(f"--config.matmul_precision={cfg.matmul_precision!r}: "
                       f"choose one of {', '.join(devices.PRECISIONS)}")
-  if cfg.get("scan_steps", "auto") not in devices.SCAN_CHOICES:
-    raise ConfigError(f"--config.scan_steps={cfg.scan_steps!r}: choose one "
-                      f"of {', '.join(devices.SCAN_CHOICES)}")
+  for key in ("scan_steps", "parallel_seeds"):
+    devices.on_accelerator(cfg.get(key, "auto"), key)
 
 
 def validate_reproduce(cfg: ml_collections.ConfigDict) -> None:

@@ -152,14 +152,17 @@ class Stage:
     if devices.is_writer():
       write_json_atomic(self.directory / "result.json", result)
 
-  def resume(self, initial_state: Any) -> tuple[Checkpointer, Any, list]:
+  def resume(self, initial_state: Any, step: int | None = None
+             ) -> tuple[Checkpointer, Any, list]:
     """(checkpointer, state, metric rows so far): from the newest readable
-    checkpoint if there is one, else `initial_state` and no rows. The
-    stage's metrics.jsonl is cut back to the restored step; the rows
-    returned leave out `TIMING_KEYS`, so a resumed history equals an
-    uninterrupted one."""
+    checkpoint (or the one of `step`; 0 is the start) if there is one, else
+    `initial_state` and no rows. The stage's metrics.jsonl is cut back to
+    the restored step; the rows returned leave out `TIMING_KEYS`, so a
+    resumed history equals an uninterrupted one."""
     checkpointer = Checkpointer(self.checkpoint_dir)
-    restored = checkpointer.restore_latest(initial_state)
+    restored = (checkpointer.restore_latest(initial_state) if step is None
+                else None if step == 0
+                else checkpointer.restore(step, initial_state))
     jsonl = JsonlWriter(self.metrics_path)
     if restored is None:
       if devices.is_writer():

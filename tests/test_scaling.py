@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from avdigits import devices, models, train
+from avdigits import devices, models, stages, train
 from avdigits.errors import ConfigError
 from avdigits.workdir import Stage
 
@@ -67,12 +67,12 @@ def test_scanned_chunks_match_python_driven_steps(tmp_path):
 
 
 def test_scan_choice_is_checked():
-  assert devices.use_scan("false", "image.scan") is False
-  assert devices.use_scan("true", "image.scan") is True
-  assert devices.use_scan("auto", "image.scan") is (
+  assert devices.on_accelerator("false", "image.scan") is False
+  assert devices.on_accelerator("true", "image.scan") is True
+  assert devices.on_accelerator("auto", "image.scan") is (
       jax.default_backend() != "cpu")
   with pytest.raises(ConfigError, match=r"--config.image.scan='yes'"):
-    devices.use_scan("yes", "image.scan")
+    devices.on_accelerator("yes", "image.scan")
 
 
 def test_batch_must_split_over_the_data_axis():
@@ -182,3 +182,49 @@ def test_two_process_job_kill_and_resume(tmp_path):
       job / "seed_0" / "image" / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in rows] == [
       r["step"] for r in reference["image_classifier"]["history"]]
+
+
+def test_vmapped_seeds_equal_each_seed_alone(tmp_path, monkeypatch):
+  """Two seeds trained as one vmapped program (Python-driven and scanned
+  chunks) give each seed's own run: the same batches and keys, equal to
+  float32 rounding; the stages are then restored, not retrained, by the
+  per-seed path."""
+  x, y = _learnable()
+  schedule = train.ClassifierSchedule(batch_size=32, steps=4,
+                                      steps_per_chunk=2, augment="shift",
+                                      max_shift=2, optimizer="sgd",
+                                      learning_rate=0.05)
+  model = models.ImageNet(dropout=0.5)
+  alone = [train.train_classifier(
+      model, x, y, x[:64], y[:64], schedule, seed=s,
+      stage=Stage(tmp_path / "alone", f"seed_{s}", {}), flag="image",
+      show_progress=False) for s in (3, 4)]
+  for scan in ("false", "true"):
+    together = train.train_classifiers(
+        model, x, y, x[:64], y[:64], schedule, seeds=[3, 4],
+        stages=[Stage(tmp_path / scan, f"seed_{s}", {}) for s in (3, 4)],
+        flag="image", show_progress=False, scan=scan)
+    for one, other in zip(alone, together, strict=True):
+      np.testing.assert_allclose(
+          [r["train_loss"] for r in other["history"]],
+          [r["train_loss"] for r in one["history"]], rtol=1e-5)
+      assert ([r["test_accuracy"] for r in other["history"]]
+              == [r["test_accuracy"] for r in one["history"]])
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
+                   other["params"], one["params"])
+
+  workdirs = [tmp_path / "stages" / f"seed_{s}" for s in (3, 4)]
+  args = ("image", model, schedule, x, y, x[:64], y[:64])
+  stages.train_classifier_stages(*args, seeds=[3, 4], workdirs=workdirs,
+                                 data_key={}, flag="image",
+                                 show_progress=False)
+  monkeypatch.setattr(stages, "train_classifier", lambda *a, **k: (
+      pytest.fail("a stage trained with its seeds was trained again")))
+  for seed, workdir, one in zip((3, 4), workdirs, alone, strict=True):
+    result, _ = stages.classifier_stage(
+        *args, seed=seed, workdir=workdir, data_key={}, flag="image",
+        show_progress=False)  # restored: same fingerprint
+    assert result["history"] == json.loads(
+        (workdir / "image" / "result.json").read_text())["history"]
+    np.testing.assert_allclose(result["test_accuracy"],
+                               one["test_accuracy"])

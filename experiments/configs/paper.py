@@ -32,6 +32,10 @@ def get_config() -> ml_collections.ConfigDict:
   # GPU/TPU, where per-step host work dominates), "true" or "false" (steps
   # driven from Python: faster on CPU). Same batches and keys either way.
   c.scan_steps = "auto"
+  # Seeds trained together: each classifier stage of all seeds as one
+  # vmapped program (each seed with its own batches and keys, results equal
+  # to its own run to float tolerance): "auto" (on GPU/TPU), "true", "false".
+  c.parallel_seeds = "auto"
 
   c.data = ml_collections.ConfigDict()
   c.data.images = "auto"          # auto | mnist | tfds | synthetic

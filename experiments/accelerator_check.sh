@@ -38,8 +38,8 @@ if [[ -z "${AVDIGITS_DATA_DIR:-}" || ! -d "${AVDIGITS_DATA_DIR}/tidigits" ]]; th
   repro+=(--config.data.speech=fsdd --config.data.sample_rate=8000)
 fi
 if $reduced; then
-  bench+=(--batch_sizes=64 --steps=2 --repeats=1 --align_iterations=512
-          --vmap_seeds=2)
+  bench+=(--batch_sizes=64 --steps=1 --repeats=1 --align_iterations=256
+          --vmap_seeds=0)
   repro=(--workdir="$out/reproduce_workdir" --config=experiments/configs/offline.py
          --noprogress --config.image.epochs=1 --config.speech.steps=20
          --config.speech.steps_per_chunk=10 --config.align.steps=1024

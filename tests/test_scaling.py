@@ -228,3 +228,20 @@ def test_vmapped_seeds_equal_each_seed_alone(tmp_path, monkeypatch):
         (workdir / "image" / "result.json").read_text())["history"]
     np.testing.assert_allclose(result["test_accuracy"],
                                one["test_accuracy"])
+
+
+def test_accelerator_check_runs_reduced_on_cpu(tmp_path):
+  env = {k: v for k, v in os.environ.items() if k != "AVDIGITS_DATA_DIR"}
+  out = subprocess.run(
+      ["bash", "experiments/accelerator_check.sh", str(tmp_path), "--reduced"],
+      cwd=REPO, env={**env, "PYTHON": sys.executable}, capture_output=True,
+      text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  bench = json.loads((tmp_path / "benchmark.json").read_text())
+  report = json.loads((tmp_path / "reproduce.json").read_text())
+  assert bench["platform"]["backend"] == report["platform"]["backend"]
+  assert bench["image_train_images_per_s"]["64"] > 0
+  assert bench["data_parallel_images_per_s_1_devices"]["64"] > 0
+  # The reduced reproduce is the offline config, cut: synthetic data.
+  assert report["wall_seconds"] > 0 and report["data"]["synthetic"]
+  assert report["config"]["name"] == "offline"

@@ -127,15 +127,6 @@ def test_joint_training_learns_the_pairs(tmp_path):
   assert (labels[scores.argmax(1)] == digits).mean() > 0.5  # chance: 0.1
 
 
-def test_resumed_training_matches_an_uninterrupted_one(tmp_path):
-  whole = _train(tmp_path, "whole", 60)
-  _train(tmp_path, "split", 40)       # stops at a checkpoint (step 40)
-  resumed = _train(tmp_path, "split", 60)
-  for a, b in zip(jax.tree.leaves(whole["params"]),
-                  jax.tree.leaves(resumed["params"]), strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
 def test_frozen_parts_take_activations(tmp_path):
   images, digits, speech, labels = _toy_data()
   model = _model(image=False)

@@ -72,16 +72,22 @@ def test_mirrored_start_is_the_exact_negation_of_a_negative_draw():
   assert signs == {True: True, False: True}  # both cases were reached
 
 
+def positive_score_by_hand(params, w, digits, v, labels) -> float:
+  """Mean y . x over (image, utterance) pairs of the same digit, by loops;
+  speech class 10 ("oh") is the digit 0."""
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+  x = np.maximum(w @ p["image_map"]["kernel"] + p["image_map"]["bias"], 0)
+  y = v @ p["speech_map"]["kernel"] + p["speech_map"]["bias"]
+  said = [0 if c == 10 else c for c in labels]
+  return float(np.mean([x[i] @ y[j] for i in range(len(w))
+                        for j in range(len(v)) if digits[i] == said[j]]))
+
+
 def test_mean_positive_score_by_hand():
   w, digits, v, labels = _acts(images=6, utterances=4, classes=4)
   params, _ = align.initial_params(_schedule("gaussian"), w, digits, v,
                                    labels, seed=3)
-  x = np.maximum(w @ params["image_map"]["kernel"]
-                 + params["image_map"]["bias"], 0)
-  y = v @ params["speech_map"]["kernel"] + params["speech_map"]["bias"]
-  pairs = [(i, j) for i in range(6) for j in range(4)
-           if digits[i] == labels[j]]
-  expected = np.mean([x[i] @ y[j] for i, j in pairs])
+  expected = positive_score_by_hand(params, w, digits, v, labels)
   got = align.mean_positive_score(params, w, digits, v, labels)
   assert got == pytest.approx(expected, rel=1e-4)
 
@@ -102,8 +108,15 @@ def test_cost_per_iteration_and_per_block_agree(tmp_path):
   out = align.train_alignment(w, digits, v, labels, 10, schedule, seed=0,
                               stage=Stage(tmp_path, "align", {}),
                               show_progress=False)
-  assert out["dead_level"] == 9.0 and out["start"]["mirrored"] in (True,
-                                                                  False)
+  # The start: seed 0's Gaussian draw, mirrored iff its mean matching-pair
+  # score (by hand) is negative; the score reported after mirroring.
+  plain, _ = align.initial_params(_schedule("gaussian"), w, digits, v,
+                                  labels, seed=0)
+  score = positive_score_by_hand(plain, w, digits, v, labels)
+  assert out["start"]["mirrored"] == (score < 0)
+  assert out["start"]["mean_positive_score"] == pytest.approx(abs(score),
+                                                              rel=1e-4)
+  assert out["dead_level"] == 9.0
   for row in out["history"]:
     assert row["cost_sum"] == pytest.approx(row["cost_mean"] * 16, rel=1e-5)
   cost = report.align_cost(out)["cost"]
@@ -259,12 +272,25 @@ def test_paper_config_runs_on_tidigits_at_20khz(tmp_path):
   assert summary["speakers"]["test"] == ["man/cc"]
   (run,) = by_split["upstream"]
   assert run["align"]["dead_level"] == pytest.approx(9.9)
-  assert set(run["align"]["start"]) == {"mean_positive_score", "mirrored"}
   assert len(run["align"]["history"]) == 2
-  # The draws: every (start, draw) trained, resumed on a second call.
   data = pipeline.prepare_data(cfg, tmp_path)
   image_params, speech_params, _ = pipeline.load_trained(
       cfg, tmp_path / "w", 0, 11)
+  # The start it reports: the paper's Gaussian draw of seed 0 (never
+  # mirrored), its mean matching-pair score by hand on the training
+  # activations of the trained convnets.
+  w = np.asarray(pipeline.image_model(cfg).apply(
+      {"params": image_params}, data.train_images, method="embed"))
+  v = np.asarray(pipeline.speech_model(cfg, 64, 11).apply(
+      {"params": speech_params}, data.train_speech, method="embed"))
+  start, _ = align.initial_params(pipeline.align_schedule(cfg), w,
+                                  data.train_image_labels, v,
+                                  data.train_speech_labels, seed=0)
+  assert run["align"]["start"]["mirrored"] is False
+  assert run["align"]["start"]["mean_positive_score"] == pytest.approx(
+      positive_score_by_hand(start, w, data.train_image_labels, v,
+                             data.train_speech_labels), rel=1e-3, abs=1e-6)
+  # The draws: every (start, draw) trained, resumed on a second call.
   kwargs = dict(inits=["gaussian", "gaussian_mirrored"], draws=2)
   rows = draws.run_draws(cfg, data, tmp_path / "w", image_params,
                          speech_params, **kwargs)

@@ -16,18 +16,20 @@ _REPO = pathlib.Path(__file__).resolve().parents[1]
 # Every trainer call jits fresh closures, and every `python -m experiments.*`
 # subprocess compiles the same programs again: a persistent compilation
 # cache turns the repeats into cache hits (a trainer called a second time
-# with the same shapes: 16 s -> 1.3 s on the 2-core machine). It is set here,
-# before any test module imports jax; pytest-xdist workers and the
-# subprocesses the tests start inherit it, so the whole session shares one
-# directory. One that is set already (e.g. by CI) is used and kept.
+# with the same shapes: 16 s -> 1.3 s on the 2-core machine). It is set in
+# pytest_configure, before any test module imports jax; pytest-xdist
+# workers (started later) and the subprocesses the tests start inherit it,
+# so the whole session shares one directory. One that is set already (e.g.
+# by CI) is used and kept.
 _OWN_JAX_CACHE = None
-if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-  _OWN_JAX_CACHE = tempfile.mkdtemp(prefix="avdigits-tests-jax-cache-")
-  os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_JAX_CACHE
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 def pytest_configure(config):
+  global _OWN_JAX_CACHE
+  if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _OWN_JAX_CACHE = tempfile.mkdtemp(prefix="avdigits-tests-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_JAX_CACHE
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   config.addinivalue_line(
       "markers", "slow: a real subprocess run of an entry point (deselect "
       "with -m 'not slow')")
@@ -36,7 +38,7 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
   # Only the process that made the directory removes it: the xdist
   # controller (or a run without xdist), after every worker is done.
-  if _OWN_JAX_CACHE and not hasattr(config, "workerinput"):
+  if _OWN_JAX_CACHE:
     shutil.rmtree(_OWN_JAX_CACHE, ignore_errors=True)
 
 

@@ -161,10 +161,15 @@ def test_momentum_with_l2_on_dense_layers_matches_tensorflow():
                       steps_per_epoch=1.0, decay_rate=0.95, l2=5e-4,
                       l2_mask=dense_mask)
   state = tx.init(params)
+
+  @jax.jit  # one compiled step, not every optax op compiled on its own
+  def step(p, state):
+    updates, state = tx.update(grads, state, p)
+    return optax.apply_updates(p, updates), state
+
   p = params
   for _ in range(2):
-    updates, state = tx.update(grads, state, p)
-    p = optax.apply_updates(p, updates)
+    p, state = step(p, state)
   for layer in params:
     decay = 5e-4 if layer.startswith(("dense", "logits")) else 0.0
     for name in params[layer]:

@@ -69,11 +69,35 @@ def test_shift_noise_stays_in_pixel_range_and_occludes():
 
 def test_existing_kinds_keep_their_random_streams():
   """Adding kinds must not change what "shift_mask" draws (README figures
-  were measured with it)."""
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 20, 8)),
-                  jnp.float32)
-  k_shift, _, _ = jax.random.split(jax.random.key(5), 3)
-  shifts = jax.random.randint(k_shift, (2,), -3, 4)
-  rolled = jax.vmap(lambda u, s: jnp.roll(u, s, axis=0))(x, shifts)
+  were measured with it): its time shift, time mask and frequency mask come
+  from the three keys of split(key, 3), as rebuilt here in numpy."""
+  b, t, f, s = 3, 40, 16, 3
+  x = np.random.default_rng(0).normal(size=(b, t, f)).astype(np.float32)
+  key = jax.random.key(5)
+  k_shift, k_time, k_freq = jax.random.split(key, 3)
+  shifts = np.asarray(jax.random.randint(k_shift, (b,), -s, s + 1))
+  expected = np.stack([np.roll(u, int(n), axis=0)
+                       for u, n in zip(x, shifts, strict=True)])
+
+  def band(k, size, width):
+    """[B, size] True inside each example's masked band."""
+    k1, k2 = jax.random.split(k)
+    widths = np.asarray(jax.random.randint(k1, (b, 1), 0, width + 1))
+    starts = np.asarray(jax.random.randint(k2, (b, 1), 0, size))
+    pos = np.arange(size)[None, :]
+    return (pos >= starts) & (pos < starts + widths)
+
+  time_band = band(k_time, t, t // 10)       # up to 4 frames
+  freq_band = band(k_freq, f, f // 8)        # up to 2 bins
+  expected[time_band] = 0.0
+  expected = np.where(freq_band[:, None, :], 0.0, expected)
+  out = np.asarray(augment.augment("shift_mask", key, jnp.asarray(x),
+                                   max_shift=s))
+  np.testing.assert_array_equal(out, expected)
+  assert time_band.any() and freq_band.any()   # the masks were exercised
+  assert (shifts != 0).any()
+  # "roll" is the same time shift without the masks.
+  rolled = np.stack([np.roll(u, int(n), axis=0)
+                     for u, n in zip(x, shifts, strict=True)])
   np.testing.assert_array_equal(
-      augment.augment("roll", jax.random.key(5), x, max_shift=3), rolled)
+      augment.augment("roll", key, jnp.asarray(x), max_shift=s), rolled)

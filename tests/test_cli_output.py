@@ -47,7 +47,7 @@ def test_quiet_libraries_keeps_only_our_warnings(output_config):
                "etils/epath/gpath.py", "matplotlib/font_manager.py"):
     assert not _passes(handler, f"{SITE}/{path}"), path
   assert _passes(handler, f"{SITE}/orbax/checkpoint/x.py", std_logging.ERROR)
-  assert _passes(handler, str(REPO / "avdigits" / "pipeline.py"))
+  assert _passes(handler, str(REPO / "avdigits" / "prepare.py"))
   assert _passes(handler, f"{SITE}/jax/_src/xla_bridge.py")
 
   modules = ("tensorflow_datasets.core.features", "orbax.checkpoint",

@@ -8,12 +8,14 @@ import pathlib
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.io import wavfile
 
-from avdigits import prepare, report, stages, two_stage
+from avdigits import predict, prepare, report, stages, two_stage
 from avdigits.data import voices
 from avdigits.errors import ConfigError
 from experiments.configs import quick
+from tests.conftest import snapshot
 
 SPEAKERS = ("amy", "bob", "cat")
 
@@ -88,7 +90,9 @@ def test_report_means_are_over_every_speaker_and_seed(loso_run):
   every = [r["annotation"]["accuracy"] for r in runs]
   assert len(every) == 6
   assert result["annotation"]["accuracy"] == pytest.approx(np.mean(every))
-  assert result["annotation"]["accuracy_ci95"] > 0 or len(set(every)) == 1
+  # The 95% t-interval over all six (speaker, seed) runs.
+  assert result["annotation"]["accuracy_ci95"] == pytest.approx(
+      stats.t.ppf(0.975, 5) * np.std(every, ddof=1) / np.sqrt(6), abs=1e-12)
   assert set(result["splits"]) == set(SPEAKERS)
   for name, entry in result["splits"].items():
     mine = [r for r in by_split[f"loso:{name}"]]
@@ -103,6 +107,7 @@ def test_report_means_are_over_every_speaker_and_seed(loso_run):
 def test_rerun_restores_every_finished_stage(loso_run, fsdd_dir,
                                              monkeypatch):
   cfg, workdir, by_split, _ = loso_run
+  before = snapshot(workdir)
 
   def no_training(*args, **kwargs):
     raise AssertionError("a finished stage was trained again")
@@ -115,13 +120,24 @@ def test_rerun_restores_every_finished_stage(loso_run, fsdd_dir,
     for first, second in zip(runs, again[spec], strict=True):
       assert first["annotation"] == second["annotation"]
       assert first["speech_test_accuracy"] == second["speech_test_accuracy"]
+  # Checkpoints, parameters, metrics and results: not one byte rewritten.
+  assert snapshot(workdir) == before
 
 
-def test_trained_models_of_a_split_load_back(loso_run):
+def test_trained_models_of_a_split_load_back(loso_run, fsdd_dir):
   cfg, workdir, by_split, _ = loso_run
   image, speech, aligner = two_stage.load_trained(
       cfg, workdir, 1, 10, speech_dir=workdir / "loso_bob")
   assert speech["dense2"]["kernel"].shape == (16, 16)
+  # They are the models that run scored: evaluated again on bob, the same
+  # numbers.
+  data = prepare.prepare_data(cfg, fsdd_dir, split_override="loso:bob")
+  again = predict.evaluate_models(cfg, data, image, speech, aligner, seed=1)
+  run = by_split["loso:bob"][1]
+  assert run["seed"] == 1
+  for key in ("annotation", "retrieval", "recall", "image_test_accuracy",
+              "speech_test_accuracy"):
+    assert again[key] == run[key], key
   with pytest.raises(ConfigError, match="has not finished"):
     two_stage.load_trained(cfg, workdir, 1, 10,
                           speech_dir=workdir / "loso_nobody")

@@ -1,19 +1,33 @@
 """End-to-end: `experiments.reproduce` on synthetic data, killed and resumed.
 
-These run the real command in a subprocess on the quick config shrunk
-further, with the offline synthetic source, so they need no ../shared.
+The reference is the real command in a subprocess on the quick config shrunk
+further, with the offline synthetic source, so it needs no ../shared. What
+needs no process of its own (re-running a finished workdir, a changed
+config, the evaluate command) runs in-process on the reference's workdir.
 """
 
 import json
-import os
 import pathlib
-import random
 import signal
 import subprocess
 import sys
 import time
+import types
 
+import jax
+import ml_collections
+import numpy as np
 import pytest
+
+from avdigits import evaluate, nets, prepare, report, stages, two_stage
+from avdigits.data.types import speech_class_to_digit
+from avdigits.errors import ConfigError
+from tests.conftest import (
+  entry_point,
+  finished_steps,
+  snapshot,
+  subprocess_env,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = [
@@ -29,7 +43,7 @@ TINY = [
     "--config.align.steps=4000", "--config.align.steps_per_chunk=1000",
     "--config.eval.trials=10", "--progress=false",
 ]
-STAGES = ("image", "speech_32", "speech_64", "align")
+ALIGN_CHUNK = 1000
 
 
 def _command(workdir, *extra):
@@ -37,24 +51,19 @@ def _command(workdir, *extra):
           f"--workdir={workdir}", *TINY, *extra]
 
 
-def _env():
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
-  env.pop("AVDIGITS_DATA_DIR", None)
-  return env
-
-
 def _run(workdir, *extra):
-  proc = subprocess.run(_command(workdir, *extra), cwd=REPO, env=_env(),
-                        capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(_command(workdir, *extra), cwd=REPO,
+                        env=subprocess_env(), capture_output=True, text=True,
+                        timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads((pathlib.Path(workdir) / "report.json").read_text())
 
 
-def _results(report):
+def _results(report_dict):
   """What must be identical between runs: accuracies and confusions."""
   keys = ("image_classifier", "speech_classifier", "speech_classifiers",
           "annotation", "retrieval", "recall")
-  out = {k: report[k] for k in keys}
+  out = {k: report_dict[k] for k in keys}
   for entry in out["speech_classifiers"].values():
     entry.pop("history", None)
   return json.loads(json.dumps(out))
@@ -66,79 +75,166 @@ def reference(tmp_path_factory):
   return workdir, _run(workdir)
 
 
-def test_report_has_the_stable_keys_and_figures(reference):
-  workdir, report = reference
+@pytest.fixture(scope="module")
+def reference_config(reference):
+  """The reference's config as the command resolved it (report.json)."""
+  return ml_collections.ConfigDict(reference[1]["config"])
+
+
+def _scores_by_hand(align_params, w, v):
+  """y . x for every (image, utterance): x = relu(w W_d + b_d),
+  y = v W_m + b_m (the paper's aligner), in float64."""
+  p = jax.tree.map(lambda a: np.asarray(a, np.float64), align_params)
+  x = np.maximum(w @ p["image_map"]["kernel"] + p["image_map"]["bias"], 0)
+  y = v @ p["speech_map"]["kernel"] + p["speech_map"]["bias"]
+  return x @ y.T
+
+
+def test_report_holds_the_trained_models_figures(reference,
+                                                 reference_config):
+  workdir, result = reference
   for key in ("image_classifier", "speech_classifier", "annotation",
               "retrieval", "data", "config", "seed", "timings_s"):
-    assert key in report
-  for task in ("annotation", "retrieval"):
-    assert 0.0 <= report[task]["accuracy"] <= 1.0
-    assert isinstance(report[task]["confusion"], list)
-  assert 0.0 <= report["image_classifier"]["test_accuracy"] <= 1.0
-  assert report["data"]["synthetic"] is True
+    assert key in result
+  assert result["data"]["synthetic"] is True
   assert "SYNTHETIC" in (workdir / "report.md").read_text()
-  for name in report["figures"]:
+  for name in result["figures"]:
     assert (workdir / name).stat().st_size > 1000
   # The synthetic digits are learnable: far above chance even when tiny.
-  assert report["image_classifier"]["test_accuracy"] > 0.5
+  assert result["image_classifier"]["test_accuracy"] > 0.5
+
+  # Oracle: the saved models, re-evaluated here on the same test data with
+  # the aligner's scores computed by hand, give the report's numbers.
+  cfg = reference_config
+  data = prepare.prepare_data(cfg, None)
+  image_params, speech_params, align_params = two_stage.load_trained(
+      cfg, workdir, 0, data.num_speech_classes)
+  inet = nets.image_net(cfg.image)
+  snet = nets.speech_net(cfg.speech, data.num_speech_classes,
+                         cfg.align.speech_hidden)
+  image_logits = inet.apply({"params": image_params}, data.test_images)
+  speech_logits = snet.apply({"params": speech_params}, data.test_speech)
+  assert result["image_classifier"]["test_accuracy"] == pytest.approx(
+      np.mean(np.argmax(image_logits, -1) == data.test_image_labels))
+  assert result["speech_classifier"]["test_accuracy"] == pytest.approx(
+      np.mean(np.argmax(speech_logits, -1) == data.test_speech_labels))
+  w = np.asarray(inet.apply({"params": image_params}, data.test_images,
+                            method="embed"), np.float64)
+  v = np.asarray(snet.apply({"params": speech_params}, data.test_speech,
+                            method="embed"), np.float64)
+  scores = _scores_by_hand(align_params, w, v)
+  expected = evaluate.evaluate_scores(
+      scores, data.test_image_labels, data.test_speech_labels,
+      data.num_speech_classes, trials=cfg.eval.trials, seed=0)
+  for task in ("annotation", "retrieval"):
+    assert result[task]["accuracy"] == pytest.approx(
+        expected[task]["accuracy"])
+    assert result[task]["per_class"] == pytest.approx(
+        expected[task]["per_class"])
+    assert result[task]["confusion"] == expected[task]["confusion"]
+    assert result[task]["accuracy_ci95"] == 0.0   # one seed
+  # R@1 of images by hand: is the best-scoring utterance of the same digit?
+  speech_digits = speech_class_to_digit(data.test_speech_labels)
+  r_at_1 = np.mean(speech_digits[scores.argmax(1)] == data.test_image_labels)
+  assert result["recall"]["image_to_speech"]["R@1"]["mean"] == pytest.approx(
+      r_at_1)
 
 
-def test_rerun_skips_finished_stages_and_is_identical(reference):
-  workdir, report = reference
-  start = time.perf_counter()
-  again = _run(workdir)
-  assert _results(again) == _results(report)
-  assert time.perf_counter() - start < 60
+def test_rerun_skips_finished_stages_and_is_identical(
+    reference, reference_config, monkeypatch):
+  workdir, result = reference
+  before = snapshot(workdir / "seed_0")
+
+  def no_training(*args, **kwargs):
+    raise AssertionError("a finished stage was trained again")
+
+  monkeypatch.setattr(stages, "train_classifier", no_training)
+  monkeypatch.setattr(two_stage, "train_alignment", no_training)
+  by_split, summary = two_stage.run_all(reference_config, None, workdir, [0],
+                                       show_progress=False)
+  again = report.aggregate(by_split["stratified"], data=summary,
+                           config=reference_config.to_dict(), seed=0,
+                           timings={})
+  assert _results(again) == _results(result)
+  # Checkpoints, parameters, metrics and results: not one byte rewritten.
+  assert snapshot(workdir / "seed_0") == before
 
 
-def test_same_seed_gives_identical_numbers(reference, tmp_path):
-  assert _results(_run(tmp_path)) == _results(reference[1])
-
-
-def test_changed_config_is_refused(reference):
+def test_changed_config_is_refused(reference, reference_config):
   workdir, _ = reference
-  proc = subprocess.run(_command(workdir, "--config.image.learning_rate=0.5"),
-                        cwd=REPO, env=_env(), capture_output=True, text=True,
-                        timeout=600)
-  assert proc.returncode == 1
-  assert "written by a different config" in proc.stderr
-  assert "Traceback" not in proc.stderr
+  before = snapshot(workdir / "seed_0")
+  cfg = ml_collections.ConfigDict(reference_config.to_dict())
+  cfg.image.learning_rate = 0.5
+  with pytest.raises(ConfigError, match=r"seed_0/image: written by a "
+                     r"different config \(schedule.learning_rate: 0.001 -> "
+                     r"0.5\)"):
+    two_stage.run_all(cfg, None, workdir, [0], show_progress=False)
+  assert snapshot(workdir / "seed_0") == before
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_sigkill_in_a_stage_then_resume_gives_the_same_report(
-    reference, tmp_path, stage):
+@pytest.mark.slow
+def test_sigkill_after_a_checkpoint_then_rerun_resumes_to_the_same_report(
+    reference, tmp_path):
+  """The README's rule: after a kill, run the same command again.
+
+  The run is killed in the alignment stage once its first checkpoint is on
+  disk (image and speech stages finished, alignment part-way), so the
+  rerun must skip three finished stages and resume the fourth from its
+  checkpoint; its report equals the uninterrupted reference. Running
+  from scratch in a new workdir (every stage before the kill) and matching
+  the reference is also the same-seed-same-numbers check.
+  """
+  stage_dir = tmp_path / "seed_0" / "align"
   # Output goes to a file: an unread pipe would fill up and stall the run.
   with open(tmp_path / "killed.log", "w") as log:
-    proc = subprocess.Popen(_command(tmp_path), cwd=REPO, env=_env(),
-                            stdout=log, stderr=log)
-  stage_dir = tmp_path / "seed_0" / stage
-  deadline = time.monotonic() + 300
-  while (time.monotonic() < deadline and proc.poll() is None
-         and not (stage_dir / "config.json").exists()):
-    time.sleep(0.01)
-  # A seeded random point inside the stage (or just after it).
-  time.sleep(random.Random(stage).uniform(0.0, 0.4))
-  assert proc.poll() is None, "run finished before it could be killed"
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
+    proc = subprocess.Popen(_command(tmp_path), cwd=REPO,
+                            env=subprocess_env(), stdout=log, stderr=log)
+  try:
+    deadline = time.monotonic() + 300
+    while (time.monotonic() < deadline and proc.poll() is None
+           and not finished_steps(stage_dir / "ckpt")):
+      time.sleep(0.005)
+    # Frozen first, so that what is checked is what the kill leaves.
+    proc.send_signal(signal.SIGSTOP)
+    at_kill = finished_steps(stage_dir / "ckpt")
+    stage_done = (stage_dir / "result.json").exists()
+  finally:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+  assert proc.returncode == -signal.SIGKILL, (
+      (tmp_path / "killed.log").read_text()[-3000:])
+  assert at_kill and at_kill[-1] < 4000, at_kill
+  assert not stage_done
+  for finished in ("image", "speech_32", "speech_64"):
+    assert (tmp_path / "seed_0" / finished / "result.json").exists()
   assert not (tmp_path / "report.json").exists()
-  assert _results(_run(tmp_path)) == _results(reference[1])
+
+  resumed = _run(tmp_path)
+  assert _results(resumed) == _results(reference[1])
+  # Resumed, not restarted: a restart keeps the killed run's rows and
+  # appends its own, so steps before the kill would appear twice.
+  rows = [json.loads(line)["step"] for line in
+          (stage_dir / "metrics.jsonl").read_text().splitlines()]
+  assert rows == list(range(ALIGN_CHUNK, 4000 + 1, ALIGN_CHUNK))
+  assert resumed["align"]["history"] == reference[1]["align"]["history"]
 
 
-def test_evaluate_command_uses_every_example_as_test_data(reference,
-                                                           tmp_path):
+def test_evaluate_command_uses_every_example_as_test_data(
+    reference, tmp_path, monkeypatch):
   workdir, _ = reference
   output = tmp_path / "other.json"
-  proc = subprocess.run(
-      [sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}",
-       "--split=all", f"--output={output}"], cwd=REPO, env=_env(),
-      capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  report = json.loads(output.read_text())
+  monkeypatch.delenv("AVDIGITS_DATA_DIR", raising=False)
+  with entry_point("experiments.evaluate") as command:
+    # Its flags, as `--workdir=... --split=all --output=...` sets them.
+    for holder, value in (("_WORKDIR", str(workdir)), ("_DATA_DIR", None),
+                          ("_SPLIT", "all"), ("_OUTPUT", str(output)),
+                          ("_IMAGES", None), ("_SPEECH", None)):
+      monkeypatch.setattr(command, holder, types.SimpleNamespace(value=value))
+    command.main(["evaluate"])
+  result = json.loads(output.read_text())
   for key in ("image_classifier", "speech_classifier", "annotation",
               "retrieval", "data", "config", "seed", "timings_s"):
-    assert key in report
-  counts = report["data"]["counts"]
+    assert key in result
+  counts = result["data"]["counts"]
   assert counts["train_images"] == 0 and counts["train_utterances"] == 0
   assert counts["test_images"] == 400 and counts["test_utterances"] == 88

@@ -1,5 +1,6 @@
-"""Classifier training: mixup batches and steps."""
+"""Classifier training: mixup batches and steps, batched prediction."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +12,7 @@ from avdigits.optim import make_optimizer
 from avdigits.train import (
   ClassifierSchedule,
   _init_state,
+  make_predict_fn,
   make_step_fn,
   mix_batch,
 )
@@ -56,3 +58,34 @@ def test_negative_mixup_is_a_config_error():
                                 mixup=-0.1)
   with pytest.raises(ConfigError, match="speech.mixup"):
     schedule.validate("speech", 10)
+
+
+_TRACED_SHAPES = []
+
+
+class _Traced(nn.Module):
+  """A dense layer that records the input shapes it is traced with."""
+
+  @nn.compact
+  def __call__(self, x):
+    _TRACED_SHAPES.append(x.shape)
+    return nn.Dense(3)(x)
+
+
+def test_predict_pads_the_last_batch_and_matches_one_apply():
+  model = _Traced()
+  x = np.random.default_rng(0).normal(size=(10, 5)).astype(np.float32)
+  params = model.init(jax.random.key(0), x[:1])["params"]
+  predict = make_predict_fn(model, batch_size=4)
+  _TRACED_SHAPES.clear()
+  out = predict(params, x)        # batches of 4, 4 and 2 padded to 4
+  assert _TRACED_SHAPES == [(4, 5)]  # one compiled shape
+  assert out.shape == (10, 3)
+  np.testing.assert_allclose(out, model.apply({"params": params}, x),
+                             rtol=1e-6, atol=1e-6)
+  # Fewer examples than a batch: applied as they are, no padding.
+  _TRACED_SHAPES.clear()
+  few = predict(params, x[:3])
+  assert _TRACED_SHAPES == [(3, 5)]
+  np.testing.assert_allclose(few, model.apply({"params": params}, x[:3]),
+                             rtol=1e-6, atol=1e-6)

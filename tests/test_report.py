@@ -1,0 +1,85 @@
+"""The report's statistics: means and 95% t-intervals over seeds."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from avdigits import report
+
+
+def test_mean_ci_is_the_t_interval_half_width():
+  values = [0.8, 0.6, 0.9, 0.7]
+  out = report.mean_ci(values)
+  assert out["values"] == values
+  assert out["mean"] == pytest.approx(0.75)
+  # By hand: sd = sqrt(0.05 / 3), t(0.975, 3) = 3.182446, n = 4.
+  assert out["ci95"] == pytest.approx(3.182446 * np.sqrt(0.05 / 3) / 2,
+                                      rel=1e-6)
+  low, high = stats.t.interval(0.95, df=3, loc=0.75,
+                               scale=stats.sem(values))
+  assert out["ci95"] == pytest.approx((high - low) / 2, rel=1e-9)
+  assert out["mean"] - out["ci95"] == pytest.approx(low)
+
+
+def test_mean_ci_two_seeds_by_hand():
+  out = report.mean_ci([0.5, 0.7])
+  # sd = 0.1 * sqrt(2), t(0.975, 1) = 12.706205.
+  assert out["mean"] == pytest.approx(0.6)
+  assert out["ci95"] == pytest.approx(12.706205 * 0.1 * np.sqrt(2)
+                                      / np.sqrt(2), rel=1e-6)
+
+
+def test_one_seed_has_no_interval():
+  out = report.mean_ci([np.float32(0.25)])
+  assert out == {"mean": 0.25, "ci95": 0.0, "values": [0.25]}
+  assert type(out["values"][0]) is float      # JSON-ready
+  assert report.mean_ci([0.4, 0.4, 0.4])["ci95"] == pytest.approx(0, abs=1e-12)
+
+
+def _run(seed, annotation, retrieval, image, speech):
+  per_class = [annotation] * 10
+  return {"seed": seed, "image_test_accuracy": image,
+          "speech_test_accuracy": speech,
+          "annotation": {"accuracy": annotation, "per_class": per_class,
+                         "confusion": np.eye(10, 11, dtype=int).tolist()},
+          "retrieval": {"accuracy": retrieval, "per_class": [retrieval] * 11,
+                        "confusion": np.eye(11, 10, dtype=int).tolist()},
+          "recall": {"image_to_speech": {"R@1": annotation}}}
+
+
+def test_aggregate_uses_the_same_statistics_per_task():
+  runs = [_run(0, 0.8, 0.7, 0.99, 0.9), _run(1, 0.6, 0.5, 0.98, 0.8),
+          _run(2, 0.7, 0.9, 0.97, 0.7)]
+  out = report.aggregate(runs, data={}, config={"align": {"speech_hidden":
+                                                          64}},
+                         seed=0, timings={})
+  assert out["seeds"] == [0, 1, 2]
+  for task, values in (("annotation", [0.8, 0.6, 0.7]),
+                       ("retrieval", [0.7, 0.5, 0.9])):
+    m = report.mean_ci(values)
+    assert out[task]["accuracy"] == pytest.approx(np.mean(values))
+    assert out[task]["accuracy_ci95"] == pytest.approx(
+        stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3))
+    assert out[task]["accuracy_ci95"] == m["ci95"]
+    assert out[task]["per_seed"] == values
+  assert out["annotation"]["confusion"] == (
+      3 * np.eye(10, 11, dtype=int)).tolist()
+  assert out["image_classifier"]["test_accuracy"] == pytest.approx(0.98)
+  assert out["speech_classifier"]["test_accuracy_ci95"] == pytest.approx(
+      stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3))
+  assert out["recall"]["image_to_speech"]["R@1"]["mean"] == pytest.approx(
+      0.7)
+
+
+def test_aggregate_of_one_seed_has_zero_intervals():
+  out = report.aggregate([_run(4, 0.8, 0.7, 0.99, 0.9)], data={},
+                         config={"align": {"speech_hidden": 64}}, seed=4,
+                         timings={})
+  assert out["seeds"] == [4]
+  assert (out["annotation"]["accuracy"],
+          out["annotation"]["accuracy_ci95"]) == (0.8, 0.0)
+  assert (out["retrieval"]["accuracy"],
+          out["retrieval"]["accuracy_ci95"]) == (0.7, 0.0)
+  assert out["image_classifier"]["test_accuracy_ci95"] == 0.0
+  assert report.pct(0.8, out["annotation"]["accuracy_ci95"]) == "80.00%"
+  assert report.pct(0.75, 0.0123) == "75.00% ± 1.23"

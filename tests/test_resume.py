@@ -1,0 +1,184 @@
+"""Every trainer resumes from a checkpoint to exactly the uninterrupted run.
+
+A run is interrupted by an exception raised right after its checkpoint at
+step k (the state a kill there leaves: the checkpoint and the metrics rows
+up to k on disk), then the same call is made again on the same stage. The
+second call must restore that checkpoint (step k, not 0), train only the
+remaining chunks, and end with exactly the parameters and history of a run
+that was never interrupted; metrics.jsonl must hold every chunk once.
+"""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from avdigits import align, joint, models
+from avdigits.checkpoint import Checkpointer
+from avdigits.metrics import JsonlWriter
+from avdigits.train import ClassifierSchedule, train_classifier
+from avdigits.workdir import Stage
+from tests.conftest import finished_steps
+
+
+class _Interrupted(Exception):
+  """Raised in place of a kill, right after one checkpoint is written."""
+
+
+def _run_interrupted(monkeypatch, train, stage: Stage, at_step: int) -> None:
+  original = Checkpointer.save
+
+  def save_then_stop(self, step, state):
+    original(self, step, state)
+    if step == at_step:
+      raise _Interrupted
+
+  with monkeypatch.context() as m:
+    m.setattr(Checkpointer, "save", save_then_stop)
+    with pytest.raises(_Interrupted):
+      train(stage)
+
+
+def _run_watched(monkeypatch, train, stage: Stage):
+  """(result, step the trainer resumed from, steps of the rows it logged)."""
+  resumed_from, logged = [], []
+  resume, write = Stage.resume, JsonlWriter.write_scalars
+
+  def watched_resume(self, initial_state, step=None):
+    out = resume(self, initial_state, step)
+    resumed_from.append(int(out[1]["step"]))
+    return out
+
+  def watched_write(self, step, scalars):
+    logged.append(step)
+    write(self, step, scalars)
+
+  with monkeypatch.context() as m:
+    m.setattr(Stage, "resume", watched_resume)
+    m.setattr(JsonlWriter, "write_scalars", watched_write)
+    out = train(stage)
+  return out, resumed_from, logged
+
+
+def check_resume(monkeypatch, tmp_path, train, *, steps: int, chunk: int,
+                 interrupt_at: int, compare=("params", "history")):
+  whole = train(Stage(tmp_path, "whole", {}))
+  stage = Stage(tmp_path, "cut", {})
+  _run_interrupted(monkeypatch, train, stage, interrupt_at)
+  assert interrupt_at in finished_steps(stage.checkpoint_dir)
+  assert not stage.done()
+
+  resumed, resumed_from, logged = _run_watched(monkeypatch, train,
+                                               Stage(tmp_path, "cut", {}))
+  assert resumed_from == [interrupt_at]
+  assert logged == list(range(interrupt_at + chunk, steps + 1, chunk))
+  rows = [json.loads(line)["step"]
+          for line in stage.metrics_path.read_text().splitlines()]
+  assert rows == list(range(chunk, steps + 1, chunk))
+  if "params" in compare:
+    leaves_whole = jax.tree.leaves_with_path(whole["params"])
+    leaves_resumed = jax.tree.leaves_with_path(resumed["params"])
+    assert [p for p, _ in leaves_whole] == [p for p, _ in leaves_resumed]
+    for (path, a), (_, b) in zip(leaves_whole, leaves_resumed, strict=True):
+      np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+  for key in compare:
+    if key != "params":
+      assert resumed[key] == whole[key], key
+  return whole, resumed
+
+
+# ----------------------------------------------------------------- classifier
+
+
+def test_classifier_resumes_from_its_checkpoint(monkeypatch, tmp_path):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(40, 20, 23)).astype(np.float32)
+  y = (np.arange(40) % 4).astype(np.int32)
+  # A cosine rate (depends on the total), dropout, the spectrogram
+  # augmentation and mixup: everything drawn per step must resume too. 40
+  # examples in batches of 8: epochs of 5 steps straddle the chunks of 4.
+  schedule = ClassifierSchedule(batch_size=8, steps=12, steps_per_chunk=4,
+                                lr_schedule="cosine", augment="shift_mask",
+                                max_shift=3, mixup=0.4)
+  model = models.SpeechNet(hidden=16, num_classes=4, features=8,
+                           dropout=0.3)
+
+  def train(stage):
+    return train_classifier(model, x, y, x[:12], y[:12], schedule, seed=3,
+                            stage=stage, flag="speech", show_progress=False)
+
+  whole, _ = check_resume(monkeypatch, tmp_path, train, steps=12, chunk=4,
+                          interrupt_at=4,
+                          compare=("params", "history", "test_accuracy"))
+  assert len(whole["history"]) == 3
+
+
+# ------------------------------------------------------------------ alignment
+
+
+def _acts(seed=0):
+  rng = np.random.default_rng(seed)
+  return (np.abs(rng.normal(size=(60, 512))).astype(np.float32),
+          np.arange(60) % 10,
+          np.abs(rng.normal(size=(44, 32))).astype(np.float32),
+          np.arange(44) % 11)
+
+
+@pytest.mark.parametrize("schedule", [
+    # The reassociated SGD path (plain SGD, constant rate).
+    align.AlignSchedule(steps=96, steps_per_chunk=32, embed_dim=8, init_std=0.1,
+                        learning_rate=1e-2, init="gaussian"),
+    # The plain path with Adam's state and a cosine rate to restore.
+    align.AlignSchedule(steps=96, steps_per_chunk=32, embed_dim=8, init_std=0.1,
+                        optimizer="adam", learning_rate=1e-2,
+                        lr_schedule="cosine", clamp=False),
+], ids=["fast_sgd", "plain_adam"])
+def test_alignment_resumes_from_its_checkpoint(monkeypatch, tmp_path,
+                                               schedule):
+  w, digits, v, labels = _acts()
+
+  def train(stage):
+    return align.train_alignment(w, digits, v, labels, 11, schedule, seed=2,
+                                 stage=stage, show_progress=False)
+
+  whole, _ = check_resume(monkeypatch, tmp_path, train, steps=96, chunk=32,
+                          interrupt_at=64,
+                          compare=("params", "history", "start"))
+  # It trains, so equal parameters are not equal initial parameters.
+  start, _ = align.initial_params(schedule, w, digits,
+                                  v, labels, seed=2)
+  assert not np.allclose(whole["params"]["image_map"]["kernel"],
+                         start["image_map"]["kernel"])
+
+
+# ---------------------------------------------------------------------- joint
+
+
+def _joint_data(seed=0):
+  rng = np.random.default_rng(seed)
+  labels = np.repeat(np.arange(10), 3)
+  images = rng.normal(0, 0.3, (30, 28, 28)).astype(np.float32)
+  speech = rng.normal(0, 0.3, (30, 20, 23)).astype(np.float32)
+  return images, labels, speech, labels.copy()
+
+
+def test_joint_training_resumes_from_its_checkpoint(monkeypatch, tmp_path):
+  images, digits, speech, labels = _joint_data()
+  model = joint.JointModel(
+      aligner=models.Aligner(embed_dim=8),
+      image_net=models.ImageNet(widths=(4, 8), hidden=16, dropout=0.2),
+      speech_net=models.SpeechNet(hidden=16, num_classes=10, features=8))
+  # The default cosine rate (depends on the total) and augmentations drawn
+  # from the step's key.
+  schedule = joint.JointSchedule(steps=30, steps_per_chunk=10, groups=2,
+                                 image_augment="shift", image_max_shift=2,
+                                 speech_augment="shift_mask",
+                                 speech_max_shift=3)
+
+  def train(stage):
+    return joint.train_joint(model, images, digits, speech, labels, 10,
+                             schedule, seed=1, stage=stage, flag="train")
+
+  check_resume(monkeypatch, tmp_path, train, steps=30, chunk=10,
+               interrupt_at=20)

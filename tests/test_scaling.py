@@ -2,7 +2,6 @@
 two-process job on localhost (data parallel over gloo, kill and resume)."""
 
 import json
-import os
 import pathlib
 import signal
 import socket
@@ -17,6 +16,7 @@ import pytest
 from avdigits import devices, models, stages, train
 from avdigits.errors import ConfigError
 from avdigits.workdir import Stage
+from tests.conftest import subprocess_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The quick config on the synthetic source, cut to a few chunks per stage.
@@ -96,12 +96,13 @@ def test_platform_info_and_precision():
     devices.set_precision("fast")
 
 
+@pytest.mark.slow
 def test_absent_platform_is_one_line_error():
   # A fresh interpreter: the platform is chosen before JAX starts.
   out = subprocess.run(
       [sys.executable, "-m", "experiments.reproduce", "--workdir=/tmp/x",
-       "--platform=tpu"], cwd=REPO, capture_output=True, text=True,
-      timeout=120)
+       "--platform=tpu"], cwd=REPO, env=subprocess_env(),
+      capture_output=True, text=True, timeout=120)
   assert out.returncode == 1
   lines = out.stderr.strip().splitlines()
   assert lines[-1].startswith("error: --platform=tpu: no usable tpu device "
@@ -115,7 +116,7 @@ def _free_port() -> int:
 
 
 def _start_job(workdir: pathlib.Path, port: int) -> list[subprocess.Popen]:
-  env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+  env = subprocess_env()
   return [subprocess.Popen(
       [sys.executable, "-m", "experiments.reproduce", f"--workdir={workdir}",
        *TINY, f"--coordinator_address=localhost:{port}",
@@ -128,6 +129,7 @@ def _wait(procs, timeout):
   return [p.communicate(timeout=timeout) for p in procs]
 
 
+@pytest.mark.slow
 def test_two_process_job_kill_and_resume(tmp_path):
   """Two processes on localhost train the quick config data parallel (one
   CPU device each, gloo): process 1 is killed after the first checkpoint,
@@ -136,7 +138,7 @@ def test_two_process_job_kill_and_resume(tmp_path):
   single = subprocess.run(
       [sys.executable, "-m", "experiments.reproduce",
        f"--workdir={tmp_path / 'one'}", *TINY], cwd=REPO,
-      capture_output=True, text=True, timeout=600)
+      env=subprocess_env(), capture_output=True, text=True, timeout=600)
   assert single.returncode == 0, single.stderr[-2000:]
 
   job = tmp_path / "job"
@@ -230,12 +232,12 @@ def test_vmapped_seeds_equal_each_seed_alone(tmp_path, monkeypatch):
                                one["test_accuracy"])
 
 
+@pytest.mark.slow
 def test_accelerator_check_runs_reduced_on_cpu(tmp_path):
-  env = {k: v for k, v in os.environ.items() if k != "AVDIGITS_DATA_DIR"}
   out = subprocess.run(
       ["bash", "experiments/accelerator_check.sh", str(tmp_path), "--reduced"],
-      cwd=REPO, env={**env, "PYTHON": sys.executable}, capture_output=True,
-      text=True, timeout=900)
+      cwd=REPO, env=subprocess_env(PYTHON=sys.executable),
+      capture_output=True, text=True, timeout=900)
   assert out.returncode == 0, out.stderr[-3000:]
   bench = json.loads((tmp_path / "benchmark.json").read_text())
   report = json.loads((tmp_path / "reproduce.json").read_text())

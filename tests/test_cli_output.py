@@ -92,15 +92,23 @@ cli.run(main)
 """
 
 
-def test_a_run_prints_only_its_own_lines():
+def test_a_run_prints_only_its_own_lines(tmp_path):
   pytest.importorskip("tensorflow_datasets")
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  # Run from a file: a Python warning then shows its source line on every
+  # Python (for `python -c` code only from 3.13 on).
+  script = tmp_path / "run.py"
+  script.write_text(SCRIPT)
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join(filter(None, (
+                 str(REPO), os.environ.get("PYTHONPATH")))))
   env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-  proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env,
+  proc = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout == "done\n"
   lines = proc.stderr.splitlines()
   assert [line for line in lines if "ours: " not in line] == [], proc.stderr
-  assert len(lines) == 2 and "absl warning" in lines[0]
+  assert len(lines) == 3 and "absl warning" in lines[0], proc.stderr
   assert "UserWarning: ours: a Python warning" in lines[1]
+  assert lines[2].strip() == ('warnings.warn("ours: a Python warning", '
+                              'stacklevel=1)')

@@ -95,8 +95,7 @@ def recall_at_k(scores: np.ndarray, query_digits: np.ndarray,
   """Fraction of queries (rows) with a same-digit item among the top k."""
   order = np.argsort(-scores, axis=1, kind="stable")
   hits = item_digits[order] == query_digits[:, None]
-  first_hit = np.where(hits.any(1), hits.argmax(1), scores.shape[1])
-  return {f"R@{k}": float(np.mean(first_hit < k)) for k in ks}
+  return {f"R@{k}": float(np.mean(hits[:, :k].any(1))) for k in ks}
 
 
 def evaluate_scores(scores: np.ndarray, image_digits: np.ndarray,

@@ -74,44 +74,29 @@ def _rate(timing: dict[str, float], work: int) -> dict[str, float]:
 
 
 def bench_classifier(model, shape: tuple[int, ...], num_classes: int,
-                     batch_size: int, steps: int, repeats: int) -> dict:
-  """Examples/s of Adam training steps on device-resident random data."""
+                     batch_size: int, steps: int, repeats: int,
+                     data_parallel: bool = False) -> dict:
+  """Examples/s of Adam training steps on device-resident random data; with
+  `data_parallel`, of the data-parallel step (`make_step_fn` with a mesh
+  over every device: batch split over "data", state replicated)."""
+  mesh = devices.data_mesh() if data_parallel else None
+  if mesh is not None:
+    devices.check_batch(batch_size, mesh, "benchmark")
+
+  def place(a, split=False):
+    if mesh is None:
+      return jnp.asarray(a)
+    return devices.global_batch(np.asarray(a), devices.batch_sharded(mesh)
+                                if split else devices.replicated(mesh))
+
   rng = np.random.default_rng(0)
   n = max(batch_size * steps, 1024)
-  x = jnp.asarray(rng.normal(size=(n, *shape)).astype(np.float32))
-  y = jnp.asarray(rng.integers(0, num_classes, n), jnp.int32)
-  tx = make_optimizer("adam", 1e-3, 1000)
-  step = make_step_fn(model, tx)
-  state = {"s": _init_state(model, tx, x, 0)}
-  indices = batch_indices(0, 0, steps, n, batch_size)
-
-  def block():
-    s = state["s"]
-    for idx in indices:
-      s, loss = step(s, x, y, idx)
-    state["s"] = s
-    return loss
-
-  return _rate(_timed(block, repeats), batch_size * steps)
-
-
-def bench_data_parallel(model, shape: tuple[int, ...], num_classes: int,
-                        batch_size: int, steps: int, repeats: int) -> dict:
-  """Examples/s of the data-parallel training step (`make_step_fn` with a
-  mesh over every device: batch split over "data", state replicated)."""
-  mesh = devices.data_mesh()
-  devices.check_batch(batch_size, mesh, "benchmark")
-  rep, split = devices.replicated(mesh), devices.batch_sharded(mesh)
-  rng = np.random.default_rng(0)
-  n = max(batch_size * steps, 1024)
-  x = devices.global_batch(rng.normal(size=(n, *shape)).astype(np.float32),
-                           rep)
-  y = devices.global_batch(rng.integers(0, num_classes, n).astype(np.int32),
-                           rep)
+  x = place(rng.normal(size=(n, *shape)).astype(np.float32))
+  y = place(rng.integers(0, num_classes, n).astype(np.int32))
   tx = make_optimizer("adam", 1e-3, 1000)
   step = make_step_fn(model, tx, mesh=mesh)
-  state = {"s": jax.device_put(_init_state(model, tx, x, 0), rep)}
-  indices = [devices.global_batch(idx, split)
+  state = {"s": jax.tree.map(place, _init_state(model, tx, x, 0))}
+  indices = [place(idx, split=True)
              for idx in batch_indices(0, 0, steps, n, batch_size)]
 
   def block():
@@ -247,8 +232,9 @@ def main(argv: list[str]) -> None:
     result[key] = {b: d["median"] for b, d in detail[key].items()}
     print(key, {b: round(v) for b, v in result[key].items()}, flush=True)
   key = f"data_parallel_images_per_s_{jax.device_count()}_devices"
-  detail[key] = {str(b): bench_data_parallel(models.ImageNet(), (28, 28), 10,
-                                             b, _STEPS.value, repeats)
+  detail[key] = {str(b): bench_classifier(models.ImageNet(), (28, 28), 10,
+                                          b, _STEPS.value, repeats,
+                                          data_parallel=True)
                  for b in batch_sizes if b % jax.device_count() == 0}
   result[key] = {b: d["median"] for b, d in detail[key].items()}
   print(key, {b: round(v) for b, v in result[key].items()}, flush=True)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import jax
 import ml_collections
 from absl import app, flags, logging
+from ml_collections import config_flags
 
 import experiments
 from avdigits import devices
@@ -81,7 +82,39 @@ def run(main: Callable[[list[str]], None]) -> None:
             f"checkpoints", file=sys.stderr, flush=True)
       os._exit(1)
 
-  app.run(wrapped)
+  app.run(wrapped, flags_parser=_parse_flags)
+
+
+def _no_such_setting(error: Exception, argv: list[str]) -> None:
+  """One line for a --config.<field> override the config does not have."""
+  field = str(error).strip("\"'")
+  bad = [a for a in argv[1:] if a.startswith("--config.")
+         and a.split("=", 1)[0].rsplit(".", 1)[-1] == field]
+  flag = bad[0].split("=", 1)[0] if bad else f"--config.*{field}"
+  print(f"error: {flag}: the config has no setting {field!r}",
+        file=sys.stderr)
+  sys.exit(1)
+
+
+def define_config_file(default: str) -> flags.FlagHolder:
+  """--config (a config file with --config.* overrides). ml_collections
+  applies the overrides of a default config as the flag is defined: one it
+  does not have is one line, exit 1, not a traceback."""
+  try:
+    return config_flags.DEFINE_config_file("config", default,
+                                           "Experiment config file.")
+  except (AttributeError, KeyError) as error:
+    _no_such_setting(error, sys.argv)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing; a --config.<field> override the config does not
+  have (ml_collections raises AttributeError or KeyError while parsing)
+  becomes one line naming the flag, exit 1."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as error:
+    _no_such_setting(error, argv)
 
 
 def define_run_flags(workdir_help: str) -> tuple[flags.FlagHolder,

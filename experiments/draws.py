@@ -14,7 +14,6 @@ import pathlib
 import sys
 
 from absl import flags
-from ml_collections import config_flags
 
 from avdigits import draws, prepare, two_stage, validation
 from avdigits import workdir as workdir_lock
@@ -31,8 +30,7 @@ _INITS = flags.DEFINE_list("inits", ["gaussian", "gaussian_mirrored"],
                            f"Starts to compare (any of {', '.join(INITS)}).")
 _README = flags.DEFINE_string("readme", None, "Also write the table into "
                               "this README's draws markers.")
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(cli.CONFIG_DIR / "paper.py"), "Experiment config file.")
+_CONFIG = cli.define_config_file(str(cli.CONFIG_DIR / "paper.py"))
 
 
 def _name(source: str) -> str:

@@ -18,7 +18,6 @@ import sys
 import time
 
 from absl import flags
-from ml_collections import config_flags
 
 from avdigits import devices, report, two_stage, validation
 from avdigits import workdir as workdir_lock
@@ -31,8 +30,7 @@ _WORKDIR, _DATA_DIR = cli.define_run_flags(
 _SEEDS = flags.DEFINE_integer("seeds", None, "Number of seeds (overrides "
                               "config.seeds); reports mean and 95% CI.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
-_CONFIG = config_flags.DEFINE_config_file("config", cli.DEFAULT_CONFIG,
-                                          "Experiment config file.")
+_CONFIG = cli.define_config_file(cli.DEFAULT_CONFIG)
 
 
 def main(argv: list[str]) -> None:

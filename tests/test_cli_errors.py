@@ -173,3 +173,15 @@ def test_non_finite_loss_names_stage_and_step_and_keeps_checkpoint(tmp_path):
   assert step == CHUNK and int(state["step"]) == CHUNK
   assert all(np.isfinite(leaf).all()
              for leaf in jax.tree.leaves(state["params"]))
+
+
+@pytest.mark.slow
+def test_unknown_config_setting_is_one_line():
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.reproduce", "--workdir=/tmp/x",
+       "--config.image.no_such_field=1"], cwd=REPO, env=subprocess_env(),
+      capture_output=True, text=True, timeout=120)
+  assert out.returncode == 1
+  assert out.stderr.strip().splitlines() == [
+      "error: --config.image.no_such_field: the config has no setting "
+      "'no_such_field'"]

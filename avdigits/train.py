@@ -287,11 +287,18 @@ def train_classifiers(model: nn.Module, train_x: np.ndarray,
   initial = [_init_state(model, tx, x, s) for s in seeds]
   initial = (jax.tree.map(lambda *parts: jnp.stack(parts), *initial)
              if vmap_seeds else initial[0])
+  # Placed before resuming: checkpoints restore into the template's
+  # (replicated, every process's) sharding, with no transfer between hosts.
+  initial = jax.device_put(initial, rep)
+
+  def place(state):
+    """Stacked seeds come back from the loop as host arrays."""
+    return jax.device_put(state, rep) if vmap_seeds else state
+
   outs = loop.train_stages_in_chunks(
       stages, initial, stacked=vmap_seeds, steps=schedule.steps,
       steps_per_chunk=schedule.steps_per_chunk,
-      run_chunk=lambda state, step, n: run_chunk(
-          jax.device_put(state, rep), step, n),
+      run_chunk=lambda state, step, n: run_chunk(place(state), step, n),
       summarise=summarise, flag=flag, show_progress=show_progress)
   results = []
   for out in outs:

@@ -6,6 +6,7 @@ import importlib
 import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -48,6 +49,15 @@ def subprocess_env(**extra: str) -> dict[str, str]:
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1", **extra)
   env.pop("AVDIGITS_DATA_DIR", None)
   return env
+
+
+def run_reproduce(*args: str, timeout: float = 300
+                  ) -> subprocess.CompletedProcess:
+  """`python -m experiments.reproduce ARGS` from the repository root, in
+  `subprocess_env()`, its output captured as text."""
+  return subprocess.run(
+      [sys.executable, "-m", "experiments.reproduce", *args], cwd=_REPO,
+      env=subprocess_env(), capture_output=True, text=True, timeout=timeout)
 
 
 @contextlib.contextmanager

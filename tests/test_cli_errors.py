@@ -8,8 +8,6 @@ command-line rule itself: one `error: ` line, exit status 1, no traceback.
 """
 
 import pathlib
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -30,7 +28,7 @@ from avdigits.train import (
 )
 from avdigits.workdir import Stage
 from experiments import cli
-from tests.conftest import finished_steps, subprocess_env
+from tests.conftest import finished_steps, run_reproduce
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SYNTHETIC = ["--config=experiments/configs/quick.py",
@@ -96,11 +94,8 @@ def test_unknown_config_field_is_rejected():
 
 
 def test_command_line_error_is_one_line_and_exit_status_1(tmp_path):
-  proc = subprocess.run(
-      [sys.executable, "-m", "experiments.reproduce",
-       f"--workdir={tmp_path / 'w'}", *SYNTHETIC,
-       "--config.image.batch_size=0"], cwd=REPO, env=subprocess_env(),
-      capture_output=True, text=True, timeout=300)
+  proc = run_reproduce(f"--workdir={tmp_path / 'w'}", *SYNTHETIC,
+                       "--config.image.batch_size=0")
   assert proc.returncode == 1, proc.stderr[-2000:]
   error_lines = [line for line in proc.stderr.splitlines()
                  if line.startswith("error: ")]
@@ -177,10 +172,8 @@ def test_non_finite_loss_names_stage_and_step_and_keeps_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_unknown_config_setting_is_one_line():
-  out = subprocess.run(
-      [sys.executable, "-m", "experiments.reproduce", "--workdir=/tmp/x",
-       "--config.image.no_such_field=1"], cwd=REPO, env=subprocess_env(),
-      capture_output=True, text=True, timeout=120)
+  out = run_reproduce("--workdir=/tmp/x", "--config.image.no_such_field=1",
+                      timeout=120)
   assert out.returncode == 1
   assert out.stderr.strip().splitlines() == [
       "error: --config.image.no_such_field: the config has no setting "

@@ -16,7 +16,7 @@ import pytest
 from avdigits import devices, models, stages, train
 from avdigits.errors import ConfigError
 from avdigits.workdir import Stage
-from tests.conftest import subprocess_env
+from tests.conftest import run_reproduce, subprocess_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The quick config on the synthetic source, cut to a few chunks per stage.
@@ -99,10 +99,7 @@ def test_platform_info_and_precision():
 @pytest.mark.slow
 def test_absent_platform_is_one_line_error():
   # A fresh interpreter: the platform is chosen before JAX starts.
-  out = subprocess.run(
-      [sys.executable, "-m", "experiments.reproduce", "--workdir=/tmp/x",
-       "--platform=tpu"], cwd=REPO, env=subprocess_env(),
-      capture_output=True, text=True, timeout=120)
+  out = run_reproduce("--workdir=/tmp/x", "--platform=tpu", timeout=120)
   assert out.returncode == 1
   lines = out.stderr.strip().splitlines()
   assert lines[-1].startswith("error: --platform=tpu: no usable tpu device "
@@ -135,10 +132,8 @@ def test_two_process_job_kill_and_resume(tmp_path):
   CPU device each, gloo): process 1 is killed after the first checkpoint,
   process 0 stops with one line, a rerun resumes and finishes; the result
   agrees with a one-process run, and process 0 alone wrote the files."""
-  single = subprocess.run(
-      [sys.executable, "-m", "experiments.reproduce",
-       f"--workdir={tmp_path / 'one'}", *TINY], cwd=REPO,
-      env=subprocess_env(), capture_output=True, text=True, timeout=600)
+  single = run_reproduce(f"--workdir={tmp_path / 'one'}", *TINY,
+                         timeout=600)
   assert single.returncode == 0, single.stderr[-2000:]
 
   job = tmp_path / "job"

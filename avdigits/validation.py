@@ -8,11 +8,14 @@ from typing import Any
 
 import ml_collections
 
-from avdigits import devices, features, models, speech_data
+from avdigits import devices, features, models, settings, speech_data
 from avdigits.align import AlignSchedule
 from avdigits.data import sources, splits
+from avdigits.data.strings import check_length
 from avdigits.errors import ConfigError
 from avdigits.joint import JointSchedule
+from avdigits.strings_eval import EvalSettings
+from avdigits.strings_train import StringSchedule
 from avdigits.train import ClassifierSchedule
 
 # The study's ways for a convnet to enter the cross-modal model, and its
@@ -41,7 +44,8 @@ def _classifier(section: Any, flag: str) -> None:
                       f"of {', '.join(models.SPEECH_POOLS)}")
 
 
-def _data(cfg: ml_collections.ConfigDict) -> None:
+def _sources(cfg: ml_collections.ConfigDict) -> None:
+  """The data and features sections."""
   _positive("data.sample_rate", cfg.data.sample_rate)
   if not 0 < cfg.data.test_fraction < 1:
     raise ConfigError(f"--config.data.test_fraction must be in (0, 1), got "
@@ -57,6 +61,10 @@ def _data(cfg: ml_collections.ConfigDict) -> None:
   if cfg.features.get("backend", "jax") not in features.BACKENDS:
     raise ConfigError(f"--config.features.backend={cfg.features.backend!r}: "
                       f"choose one of {', '.join(features.BACKENDS)}")
+
+
+def _data(cfg: ml_collections.ConfigDict) -> None:
+  _sources(cfg)
   speech_data.Expansion.from_config(cfg.speech).validate()
   _classifier(cfg.image, "image")
   _classifier(cfg.speech, "speech")
@@ -85,6 +93,23 @@ def validate_reproduce(cfg: ml_collections.ConfigDict) -> None:
                       f"--config.speech.hidden_sizes="
                       f"{tuple(cfg.speech.hidden_sizes)}")
   AlignSchedule.from_config(cfg.align).validate("align")
+  if cfg.data.speech_split != "loso":
+    splits.parse_speech_split(cfg.data.speech_split)
+
+
+def validate_strings(cfg: ml_collections.ConfigDict) -> None:
+  """Checks a digit-strings config (experiments/configs/strings.py)."""
+  _positive("seeds", cfg.seeds)
+  _devices(cfg)
+  _sources(cfg)
+  StringSchedule.from_config(cfg.strings).validate()
+  s = settings.from_section(EvalSettings, cfg.strings)
+  if not s.test_lengths:
+    raise ConfigError("--config.strings.test_lengths is empty")
+  for length in s.test_lengths:
+    check_length(length, "--config.strings.test_lengths")
+  for name in ("test_strings", "reading_trials", "min_read_steps"):
+    _positive(f"strings.{name}", getattr(s, name))
   if cfg.data.speech_split != "loso":
     splits.parse_speech_split(cfg.data.speech_split)
 

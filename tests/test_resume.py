@@ -181,3 +181,28 @@ def test_joint_training_resumes_from_its_checkpoint(monkeypatch, tmp_path):
 
   check_resume(monkeypatch, tmp_path, train, steps=30, chunk=10,
                interrupt_at=20)
+
+
+# -------------------------------------------------------------------- strings
+
+
+def test_string_training_resumes_from_its_checkpoint(monkeypatch, tmp_path):
+  from avdigits import strings_pipeline, strings_train
+  from avdigits.data import strings
+  from tests import test_strings
+  cfg = test_strings.tiny_config()
+  speech, images = test_strings._speech(), test_strings._images()
+  pools = strings.Pools.build(speech, np.arange(len(speech)), images,
+                              np.arange(len(images)), length=2, what="test")
+  # A cosine rate (depends on the total) and fresh strings of two lengths
+  # drawn per step: both must resume.
+  schedule = strings_train.StringSchedule(
+      batch_size=6, steps=6, steps_per_chunk=2, train_lengths=(1, 2))
+
+  def train(stage):
+    return strings_train.train_strings(strings_pipeline.model(cfg), pools,
+                                       schedule, cfg.features, seed=1,
+                                       stage=stage)
+
+  check_resume(monkeypatch, tmp_path, train, steps=6, chunk=2,
+               interrupt_at=4)

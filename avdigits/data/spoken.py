@@ -30,6 +30,8 @@ _TIDIGITS_CHILDREN = ("boy", "girl")
 _TIDIGITS_SUBSETS = ("train", "test")
 # Isolated-digit utterances: one digit character, then the take ("1a.wav").
 _TIDIGITS_NAME = re.compile(r"([1-9oz])[a-z]\.wav", re.IGNORECASE)
+# Connected-digit utterances: two digit characters or more, then the take.
+_TIDIGITS_STRING = re.compile(r"([1-9oz]{2,})[a-z]\.wav", re.IGNORECASE)
 _TIDIGITS_CLASS = {"z": 0, "o": OH, **{str(d): d for d in range(1, 10)}}
 
 _AUDIOMNIST_LAYOUT = "data/{speaker}/{digit}_{speaker}_{index}.wav"
@@ -88,20 +90,9 @@ def load_tidigits(tidigits_dir: str | os.PathLike, *, sample_rate: int = 8000,
   """
   root = _require_dir(tidigits_dir, "TIDIGITS", _TIDIGITS_LAYOUT)
   groups = _TIDIGITS_ADULTS + (_TIDIGITS_CHILDREN if children else ())
-  rows = []
-  for top in _tidigits_tops(root):
-    subsets = _subdirs(top)
-    for subset in _TIDIGITS_SUBSETS:
-      group_dirs = _subdirs(subsets[subset]) if subset in subsets else {}
-      for group in groups:
-        speakers = _subdirs(group_dirs[group]) if group in group_dirs else {}
-        for speaker, speaker_dir in sorted(speakers.items()):
-          for path in _wav_files(speaker_dir):
-            match = _TIDIGITS_NAME.fullmatch(path.name)
-            if match is not None:
-              rows.append((path, _TIDIGITS_CLASS[match[1].lower()],
-                           f"{group}/{speaker}", subset,
-                           path.relative_to(root).as_posix()))
+  rows = [(path, _TIDIGITS_CLASS[match[1].lower()], speaker, subset, uid)
+          for path, match, speaker, subset, uid in _tidigits_files(
+              root, groups, _TIDIGITS_NAME)]
   if not rows:
     raise DataError(f"{root}: no isolated-digit TIDIGITS utterances for "
                     f"{'/'.join(groups)} (expected layout {_TIDIGITS_LAYOUT}, "
@@ -136,6 +127,55 @@ def load_audiomnist(audiomnist_dir: str | os.PathLike, *,
     raise DataError(f"{data_dir}: no .wav files (expected AudioMNIST layout "
                     f"{_AUDIOMNIST_LAYOUT})")
   return _build(rows, sample_rate, 10, f"audiomnist:{root}")
+
+
+def _tidigits_files(root: pathlib.Path, groups: tuple[str, ...],
+                    pattern: re.Pattern) -> list[tuple]:
+  """(path, name match, speaker, subset, utterance id) of every TIDIGITS
+  file of `groups` whose name matches `pattern`, in sorted order."""
+  found = []
+  for top in _tidigits_tops(root):
+    subsets = _subdirs(top)
+    for subset in _TIDIGITS_SUBSETS:
+      group_dirs = _subdirs(subsets[subset]) if subset in subsets else {}
+      for group in groups:
+        speakers = _subdirs(group_dirs[group]) if group in group_dirs else {}
+        for speaker, speaker_dir in sorted(speakers.items()):
+          for path in _wav_files(speaker_dir):
+            match = pattern.fullmatch(path.name)
+            if match is not None:
+              found.append((path, match, f"{group}/{speaker}", subset,
+                            path.relative_to(root).as_posix()))
+  return found
+
+
+def load_tidigits_strings(tidigits_dir: str | os.PathLike, *,
+                          sample_rate: int = 8000, children: bool = False
+                          ) -> dict[int, tuple[SpeechSet, np.ndarray]]:
+  """Loads TIDIGITS' connected-digit utterances (two digits or more), whose
+  file names spell them ("o4z3a.wav": oh four zero three, take a).
+
+  Returns:
+    {length: (utterances as a SpeechSet with label -1, digits int [N,
+    length] with "oh" and "zero" both 0)}.
+  """
+  root = _require_dir(tidigits_dir, "TIDIGITS", _TIDIGITS_LAYOUT)
+  groups = _TIDIGITS_ADULTS + (_TIDIGITS_CHILDREN if children else ())
+  by_length: dict[int, list] = {}
+  for path, match, speaker, subset, uid in _tidigits_files(
+      root, groups, _TIDIGITS_STRING):
+    spelled = [_TIDIGITS_CLASS[c] for c in match[1].lower()]
+    by_length.setdefault(len(spelled), []).append(
+        ((path, -1, speaker, subset, uid),
+         [0 if c == OH else c for c in spelled]))
+  if not by_length:
+    raise DataError(f"{root}: no connected-digit TIDIGITS utterances for "
+                    f"{'/'.join(groups)} (expected layout {_TIDIGITS_LAYOUT}, "
+                    "utterances like 12a.wav, o4z3b.wav)")
+  return {length: (_build([r for r, _ in rows], sample_rate, 11,
+                          f"tidigits-strings:{root}"),
+                   np.array([d for _, d in rows], np.int32))
+          for length, rows in sorted(by_length.items())}
 
 
 def _tidigits_tops(root: pathlib.Path) -> list[pathlib.Path]:

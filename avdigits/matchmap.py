@@ -1,0 +1,152 @@
+"""Matchmaps: the similarity of every speech step with every image column,
+pooled into one score per (spoken string, number image) pair; the
+contrastive loss over a batch of pairs; and what a matchmap tells without
+text: which image digit a stretch of speech names (reading) and where in
+the speech an image digit is said (localisation).
+
+Pooling, for a matchmap M [T, W] with masks (Harwath et al. 2018):
+  "misa": mean over speech steps of the max over image columns,
+  "sima": mean over image columns of the max over speech steps,
+  "both": the average of the two,
+  "sisa": the mean of M.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from avdigits import losses
+from avdigits.errors import ConfigError
+
+POOLINGS = ("misa", "sima", "both", "sisa")
+
+
+def check_pooling(pooling: str, flag: str = "strings.pooling") -> str:
+  if pooling not in POOLINGS:
+    raise ConfigError(f"--config.{flag}: unknown pooling {pooling!r}; choose "
+                      f"one of {', '.join(POOLINGS)}")
+  return pooling
+
+
+def matchmaps(speech: jax.Array, images: jax.Array) -> jax.Array:
+  """Every pair's matchmap: speech [B, T, D], images [C, W, D] ->
+  [B, C, T, W] of dot products."""
+  return jnp.einsum("btd,cwd->bctw", speech, images,
+                    precision=jax.lax.Precision.HIGHEST)
+
+
+def _masked_max(x: jax.Array, mask: jax.Array, axis: int) -> jax.Array:
+  return jnp.max(jnp.where(mask, x, -jnp.inf), axis=axis)
+
+
+def _masked_mean(x: jax.Array, mask: jax.Array, axis: int) -> jax.Array:
+  return (jnp.where(mask, x, 0.0).sum(axis=axis)
+          / jnp.maximum(mask.sum(axis=axis), 1))
+
+
+def pool(maps: jax.Array, speech_mask: jax.Array, image_mask: jax.Array,
+         pooling: str) -> jax.Array:
+  """Scores [B, C] of matchmaps [B, C, T, W] with masks [B, T] and [C, W]."""
+  check_pooling(pooling)
+  s = speech_mask[:, None, :, None]
+  i = image_mask[None, :, None, :]
+  if pooling == "sisa":
+    both = s & i
+    return (jnp.where(both, maps, 0.0).sum(axis=(2, 3))
+            / jnp.maximum(both.sum(axis=(2, 3)), 1))
+  misa = _masked_mean(_masked_max(maps, i, 3), speech_mask[:, None, :], 2)
+  if pooling == "misa":
+    return misa
+  sima = _masked_mean(_masked_max(maps, s, 2), image_mask[None, :, :], 2)
+  return sima if pooling == "sima" else 0.5 * (misa + sima)
+
+
+def scores(speech: jax.Array, speech_mask: jax.Array, images: jax.Array,
+           image_mask: jax.Array, pooling: str) -> jax.Array:
+  """Pooled matchmap scores [B, C] of B spoken strings and C images."""
+  return pool(matchmaps(speech, images), speech_mask, image_mask, pooling)
+
+
+def same_strings(speech_digits: jax.Array, image_digits: jax.Array
+                 ) -> jax.Array:
+  """bool [B, C]: pairs that spell the same digit string."""
+  return (speech_digits[:, None, :] == image_digits[None, :, :]).all(-1)
+
+
+def contrastive_loss(speech: jax.Array, speech_mask: jax.Array,
+                     images: jax.Array, image_mask: jax.Array,
+                     digits: jax.Array, *, pooling: str,
+                     temperature: float) -> jax.Array:
+  """Symmetric InfoNCE over a batch of B pairs (row b's spoken string with
+  column b's image): mean of both directions' cost per pair, [B]. Pairs of
+  other rows spelling the same string are positives too."""
+  return losses.info_nce(
+      scores(speech, speech_mask, images, image_mask, pooling),
+      same_strings(digits, digits), temperature, both_directions=True)
+
+
+# ------------------------------------------------- reading and localisation
+
+
+def class_scores(maps: np.ndarray, box_steps: np.ndarray,
+                 image_mask: np.ndarray) -> np.ndarray:
+  """Per speech step, the best score inside each digit box of a reading
+  canvas and, last, the best over its blank columns: maps [..., T, W],
+  box_steps [K, 2] -> [..., T, K + 1]."""
+  maps = np.asarray(maps)
+  columns = np.arange(maps.shape[-1])
+  inside = np.zeros((len(box_steps), maps.shape[-1]), bool)
+  for k, (start, stop) in enumerate(box_steps):
+    inside[k] = (columns >= start) & (columns < stop)
+  blank = ~inside.any(0) & np.asarray(image_mask, bool)
+  groups = np.concatenate([inside, blank[None]])
+  return np.stack([np.where(g, maps, -np.inf).max(-1) for g in groups], -1)
+
+
+def read_steps(step_scores: np.ndarray, valid: np.ndarray,
+               min_steps: int = 2) -> list[int]:
+  """The digit sequence a string's per-step scores [T, 11] spell (columns
+  0..9 the digits, 10 the blank): each valid step takes its best column;
+  runs shorter than `min_steps` are dropped, then runs of one digit merged
+  and blanks removed."""
+  labels = np.asarray(step_scores).argmax(-1)[np.asarray(valid, bool)]
+  blank = step_scores.shape[-1] - 1
+  runs = []
+  for label in labels:
+    if runs and runs[-1][0] == label:
+      runs[-1][1] += 1
+    else:
+      runs.append([int(label), 1])
+  kept = [label for label, count in runs if count >= min_steps]
+  out = []
+  for label in kept:
+    if not out or out[-1] != label:
+      out.append(label)
+  return [label for label in out if label != blank]
+
+
+def edit_distance(a: list[int], b: list[int]) -> int:
+  """Levenshtein distance of two sequences."""
+  row = np.arange(len(b) + 1)
+  for i, x in enumerate(a, 1):
+    previous, row = row, np.empty_like(row)
+    row[0] = i
+    for j, y in enumerate(b, 1):
+      row[j] = min(previous[j] + 1, row[j - 1] + 1,
+                   previous[j - 1] + (x != y))
+  return int(row[-1])
+
+
+def localised(maps: np.ndarray, box_steps: np.ndarray,
+              word_steps: np.ndarray, speech_mask: np.ndarray) -> np.ndarray:
+  """bool [L] for one pair: whether each image digit's best-matching speech
+  step (the argmax over valid steps of the max over its box's columns) lies
+  inside that digit's word. maps [T, W]."""
+  maps = np.where(np.asarray(speech_mask, bool)[:, None], maps, -np.inf)
+  out = []
+  for (start, stop), (w0, w1) in zip(box_steps, word_steps, strict=True):
+    best = int(maps[:, start:stop].max(-1).argmax())
+    out.append(w0 <= best < w1)
+  return np.asarray(out, bool)

@@ -1,0 +1,208 @@
+"""Digit strings, run by `experiments.reproduce` with
+experiments/configs/strings.py: per (speech split, seed), the string model
+trained on pairs drawn from the training utterances and images (one
+resumable stage), then evaluated on fixed test strings of every test length
+drawn from the test utterances and images. The splits are the
+isolated-digit experiments' own (`--config.data.speech_split`, loso
+included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from avdigits import (
+  checkpoint,
+  devices,
+  loop,
+  prepare,
+  settings,
+  strings_eval,
+  validation,
+)
+from avdigits.data import splits
+from avdigits.data import strings as strings_data
+from avdigits.errors import ConfigError
+from avdigits.sequence_models import StringModel
+from avdigits.strings_train import StringSchedule, train_strings
+from avdigits.two_stage import split_dir
+from avdigits.workdir import Stage
+
+
+@dataclasses.dataclass(frozen=True)
+class StringData:
+  """The pools strings are drawn from under one split, and its summary."""
+  train: strings_data.Pools | None
+  test: strings_data.Pools
+  summary: dict[str, Any]
+
+
+def model(cfg: ml_collections.ConfigDict) -> StringModel:
+  """The string model of a config's `strings` section."""
+  return settings.from_section(StringModel, cfg.strings)
+
+
+def eval_settings(cfg: ml_collections.ConfigDict) -> strings_eval.EvalSettings:
+  return settings.from_section(strings_eval.EvalSettings, cfg.strings)
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+  """Every data-free check of a strings config."""
+  validation.validate_strings(cfg)
+
+
+def string_data(cfg: ml_collections.ConfigDict, corpora: prepare.Corpora,
+                split_override: str | None = None) -> StringData:
+  """Training and test pools of one split ("all": test pools only, from
+  every utterance and image)."""
+  images, speech = corpora.images, corpora.speech
+  image_mode = "all" if split_override == "all" else cfg.data.image_split
+  spec = split_override or cfg.data.speech_split
+  train_i, test_i = splits.image_split(
+      images, mode=image_mode, test_fraction=cfg.data.test_fraction,
+      seed=cfg.seed)
+  mode, held_out = splits.parse_speech_split(spec)
+  train_s, test_s = splits.speech_split(
+      speech, mode=mode, held_out=held_out,
+      test_fraction=cfg.data.test_fraction, seed=cfg.seed)
+  longest_train = max(cfg.strings.train_lengths)
+  longest_test = max(cfg.strings.test_lengths)
+  one_speaker = cfg.strings.one_speaker
+  train = (strings_data.Pools.build(
+      speech, train_s, images, train_i, length=longest_train,
+      what=f"training split ({spec})", one_speaker=one_speaker)
+           if spec != "all" else None)
+  test = strings_data.Pools.build(speech, test_s, images, test_i,
+                                  length=longest_test,
+                                  what=f"test split ({spec})",
+                                  one_speaker=one_speaker)
+  summary = {
+      "task": "strings",
+      "image_source": images.source, "speech_source": speech.source,
+      "synthetic": ("synthetic" in images.source
+                    or "synthetic" in speech.source),
+      "image_split": image_mode, "speech_split": spec,
+      "counts": {"train_images": len(train_i), "test_images": len(test_i),
+                 "train_utterances": len(train_s),
+                 "test_utterances": len(test_s)},
+      "speakers": {"train": sorted(set(speech.speakers[train_s].tolist())),
+                   "test": sorted(set(speech.speakers[test_s].tolist()))},
+      "sample_rate": speech.sample_rate,
+      "num_speech_classes": speech.num_classes,
+      "audio_checks": corpora.audio_checks,
+  }
+  return StringData(train, test, summary)
+
+
+def _data_key(cfg: ml_collections.ConfigDict, data: StringData
+              ) -> dict[str, Any]:
+  s = data.summary
+  return {"images": s["image_source"], "speech": s["speech_source"],
+          "image_split": s["image_split"], "speech_split": s["speech_split"],
+          "counts": s["counts"], "test_fraction": cfg.data.test_fraction,
+          "data_seed": cfg.seed, "features": cfg.features.to_dict()}
+
+
+def _template(cfg: ml_collections.ConfigDict, seed: int) -> Any:
+  return model(cfg).init(
+      jax.random.key(seed),
+      np.zeros((1, 64, cfg.features.num_bins), np.float32),
+      np.zeros((1, 28, 16), np.float32))["params"]
+
+
+def train_stage(cfg: ml_collections.ConfigDict, data: StringData,
+                workdir: pathlib.Path, seed: int, *,
+                show_progress: bool) -> tuple[dict[str, Any], Any]:
+  """(result, params) of the string model's stage `workdir/strings`."""
+  net = model(cfg)
+  schedule = StringSchedule.from_config(cfg.strings)
+  stage = Stage(workdir, "strings", {
+      "model": repr(net), "schedule": dataclasses.asdict(schedule),
+      "seed": seed, "data": _data_key(cfg, data)})
+
+  def train() -> tuple[dict[str, Any], Any]:
+    logging.info("stage strings: training on %s", data.summary["speech_split"])
+    out = train_strings(net, data.train, schedule, cfg.features, seed=seed,
+                        stage=stage, show_progress=show_progress)
+    return {"history": out["history"],
+            "train_seconds": out["train_seconds"]}, out["params"]
+
+  return loop.run_stage(stage, train, lambda: _template(cfg, seed))
+
+
+def run_seed(cfg: ml_collections.ConfigDict, data: StringData,
+             workdir: pathlib.Path, seed: int, *,
+             show_progress: bool = True) -> dict[str, Any]:
+  """Trains (or restores) and evaluates one seed."""
+  start = time.perf_counter()
+  result, params = train_stage(cfg, data, workdir, seed,
+                               show_progress=show_progress)
+  timings = {"train": time.perf_counter() - start}
+  start = time.perf_counter()
+  figures = strings_eval.evaluate_model(model(cfg), params, data.test,
+                                        cfg.features, eval_settings(cfg),
+                                        seed=seed)
+  timings["evaluate"] = time.perf_counter() - start
+  return {"seed": seed, "train": result, "strings": figures,
+          "timings_s": timings}
+
+
+def run_all(cfg: ml_collections.ConfigDict, data_dir: pathlib.Path | None,
+            workdir: pathlib.Path, seeds: list[int], *,
+            show_progress: bool = True
+            ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+  """Every (speech split, seed): {spec: [run per seed]} and the data
+  summary of the first split."""
+  validate(cfg)
+  devices.set_precision(cfg.get("matmul_precision", "highest"))
+  corpora = prepare.load_corpora(cfg, data_dir)
+  specs = prepare.speech_split_names(cfg, corpora)
+  by_split, summary = {}, None
+  for spec in specs:
+    data = string_data(cfg, corpora, spec if len(specs) > 1 else None)
+    summary = summary or dict(data.summary, timings_s=dict(corpora.timings))
+    root = split_dir(workdir, spec, specs)
+    by_split[spec] = [run_seed(cfg, data, root / f"seed_{seed}", seed,
+                               show_progress=show_progress)
+                      for seed in seeds]
+  if len(specs) > 1:
+    summary["speech_split"] = cfg.data.speech_split
+    summary["speakers"] = {"held_out_in_turn": [s.partition(":")[2]
+                                                for s in specs]}
+  return by_split, summary
+
+
+def evaluate_workdir(cfg: ml_collections.ConfigDict, trained: dict[str, Any],
+                     data_dir: pathlib.Path | None, workdir: pathlib.Path,
+                     split: str) -> tuple[list[dict[str, Any]],
+                                          dict[str, Any]]:
+  """Every trained (split, seed) model of a strings workdir evaluated on
+  `data_dir`'s strings (`split` "all": built from all its utterances and
+  images, with the same seeds)."""
+  corpora = prepare.load_corpora(cfg, data_dir)
+  data = string_data(cfg, corpora, split if split == "all" else None)
+  held_out = trained["data"]["speakers"].get("held_out_in_turn")
+  roots = ([workdir / f"loso_{name}" for name in held_out] if held_out
+           else [workdir])
+  runs = []
+  for root in roots:
+    for seed in trained["seeds"]:
+      stage_dir = root / f"seed_{seed}"
+      if not (stage_dir / "strings" / "result.json").exists():
+        raise ConfigError(f"--workdir={workdir}: the strings stage of seed "
+                          f"{seed} ({stage_dir}) has not finished; run "
+                          f"experiments.reproduce first")
+      params = checkpoint.restore_params(stage_dir / "strings",
+                                         _template(cfg, seed))
+      runs.append({"seed": seed, "strings": strings_eval.evaluate_model(
+          model(cfg), params, data.test, cfg.features, eval_settings(cfg),
+          seed=seed)})
+  return runs, dict(data.summary, timings_s=dict(corpora.timings))

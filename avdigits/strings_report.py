@@ -1,0 +1,161 @@
+"""report.json, report.md and the matchmap figure of a digit-strings run.
+
+`strings.<L>` holds each figure's mean over runs ((held-out speaker,) seed)
+with `strings.<L>.ci95` (95% t-interval half-widths, same keys) and
+`strings.<L>.per_run`; under loso, `splits.<speaker>.strings.<L>` holds
+each held-out speaker's means over seeds.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import jax
+import numpy as np
+
+from avdigits.report import mean_ci, pct
+from avdigits.workdir import write_json_atomic
+
+FIGURES = ("recall", "reading", "localisation")
+
+
+def _figures(run_strings: dict[str, Any]) -> dict[str, Any]:
+  return {length: {k: v for k, v in figures.items() if k in FIGURES}
+          for length, figures in run_strings.items()}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+  """{length: {recall, reading, localisation (means), ci95, per_run}}."""
+  per_run = [_figures(r["strings"]) for r in runs]
+  stats = jax.tree.map(lambda *v: mean_ci(list(v)), *per_run)
+  out = {}
+  for length in per_run[0]:
+    entry = jax.tree.map(lambda m: m["mean"], stats[length],
+                         is_leaf=lambda x: isinstance(x, dict) and "mean" in x)
+    entry["ci95"] = jax.tree.map(
+        lambda m: m["ci95"], stats[length],
+        is_leaf=lambda x: isinstance(x, dict) and "mean" in x)
+    entry["per_run"] = [p[length] for p in per_run]
+    out[length] = entry
+  return out
+
+
+def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
+              seed: int, timings: dict[str, float],
+              splits: dict[str, list[dict[str, Any]]] | None = None
+              ) -> dict[str, Any]:
+  """The report.json dict of a strings run."""
+  report: dict[str, Any] = {
+      "data": data, "config": config, "seed": seed,
+      "seeds": sorted({r["seed"] for r in runs}), "timings_s": timings,
+      "runs": len(runs), "strings": summarise(runs)}
+  if "train" in runs[0]:
+    report["train"] = {"history": runs[0]["train"]["history"],
+                       "train_seconds": [r["train"]["train_seconds"]
+                                         for r in runs]}
+  if splits:
+    report["splits"] = {name: {"strings": summarise(split_runs)}
+                        for name, split_runs in splits.items()}
+  return report
+
+
+def _row(length: str, entry: dict[str, Any]) -> str:
+  r, ci = entry["recall"], entry["ci95"]["recall"]
+  cells = [pct(r[d][k], ci[d][k]) for d in ("speech_to_image",
+                                             "image_to_speech")
+           for k in ("R@1", "R@10")]
+  cells += [pct(entry["reading"]["string_accuracy"],
+                entry["ci95"]["reading"]["string_accuracy"]),
+            pct(entry["reading"]["digit_error_rate"],
+                entry["ci95"]["reading"]["digit_error_rate"])]
+  cells.append(pct(entry["localisation"], entry["ci95"]["localisation"])
+               if "localisation" in entry else "-")
+  return f"| {length} | " + " | ".join(cells) + " |"
+
+
+HEADER = ["| Length | speech→image R@1 | R@10 | image→speech R@1 | R@10 | "
+          "reading (string) | digit error rate | localisation |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+
+def markdown(report: dict[str, Any], command: str) -> str:
+  d = report["data"]
+  speakers = d["speakers"]
+  lines = ["# avdigits report: digit strings", "", f"Command: `{command}`",
+           ""]
+  if d.get("synthetic"):
+    lines += ["**SYNTHETIC DATA** (rendered fonts / eSpeak NG): these "
+              "numbers say nothing about real digits.", ""]
+  lines += [f"Data: images `{d['image_source']}` (split "
+            f"`{d['image_split']}`), speech `{d['speech_source']}` (split "
+            f"`{d['speech_split']}`); counts {d['counts']}; test speakers "
+            f"{speakers.get('test', speakers.get('held_out_in_turn'))}.",
+            f"Seeds: {report['seeds']}; {report['runs']} run(s) (mean ± 95% "
+            f"CI half-width over runs). Test strings per length: "
+            f"{report['config']['strings']['test_strings']} (chance R@1 "
+            f"{pct(1 / report['config']['strings']['test_strings'])}).", ""]
+  lines += HEADER
+  lines += [_row(length, entry) for length, entry in report["strings"].items()]
+  for name, split in report.get("splits", {}).items():
+    lines += ["", f"Held out: {name}", ""] + HEADER
+    lines += [_row(length, entry)
+              for length, entry in split["strings"].items()]
+  lines += ["", "Timings (s): " + ", ".join(
+      f"{k} {v:.1f}" for k, v in report["timings_s"].items())]
+  if "platform" in report:
+    p = report["platform"]
+    lines += [f"Platform: {p['device_count']} {p['backend']} device(s) "
+              f"({p['device_kind']}), JAX {p['jax_version']}."]
+  lines += ["", "![matchmaps](matchmaps.png)", ""]
+  return "\n".join(lines)
+
+
+def matchmap_figure(examples: list[dict[str, Any]], path: pathlib.Path
+                    ) -> None:
+  """Heat maps of example pairs' matchmaps (speech steps down, image
+  columns across), each word's start and end as horizontal lines and each
+  digit's box as vertical lines."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, axes = plt.subplots(1, len(examples), figsize=(4 * len(examples), 5),
+                           squeeze=False)
+  for ax, example in zip(axes[0], examples, strict=True):
+    maps = np.asarray(example["matchmap"])
+    ax.imshow(maps, aspect="auto", cmap="viridis", interpolation="nearest")
+    for start, stop in example["boxes"]:
+      for x in (start, stop):
+        ax.axvline(x - 0.5, color="white", linewidth=0.8)
+    for start, stop in example["words"] or []:
+      for y in (start, stop):
+        ax.axhline(y - example["first_step"] - 0.5, color="red",
+                   linewidth=0.8)
+    ax.set_title("spoken and written: " + "".join(
+        str(d) for d in example["digits"]))
+    ax.set_xlabel("image step (4 columns)")
+    ax.set_ylabel("speech step (40 ms)")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def write(report: dict[str, Any], examples: list[dict[str, Any]],
+          directory: pathlib.Path, command: str) -> None:
+  """Writes report.json, report.md and matchmaps.png into `directory`."""
+  directory.mkdir(parents=True, exist_ok=True)
+  report["figures"] = []
+  if examples:
+    matchmap_figure(examples, directory / "matchmaps.png")
+    report["figures"].append("matchmaps.png")
+  write_json_atomic(directory / "report.json", report)
+  (directory / "report.md").write_text(markdown(report, command))
+
+
+def examples_of(runs: list[dict[str, Any]], length: str = "4"
+                ) -> list[dict[str, Any]]:
+  """The first run's example matchmaps of `length` (else its first)."""
+  figures = runs[0]["strings"]
+  entry = figures.get(length) or next(iter(figures.values()))
+  return entry.get("examples", [])

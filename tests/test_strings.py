@@ -1,0 +1,512 @@
+"""Digit strings: building them, the matchmap and its loss against loop
+references, reading and localisation on hand-made matchmaps, the TIDIGITS
+connected-digit loader, config checks and an end-to-end run."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from avdigits import (
+  features,
+  matchmap,
+  strings_features,
+  strings_pipeline,
+  validation,
+)
+from avdigits.data import spoken
+from avdigits.data import strings as S
+from avdigits.data.types import ImageSet, SpeechSet
+from avdigits.errors import ConfigError, DataError
+from experiments.configs import strings as strings_config
+from tests.conftest import requires_real_data
+from tests.test_spoken import _sphere, _wav
+
+RATE = 8000
+
+
+def _speech(speakers=("ann", "bob"), per_digit=3, skip=()):
+  """Utterances whose samples tag them: utterance i is a constant i + 1
+  (scaled) of a length that varies, so pieces can be found again."""
+  waves, labels, who, ids = [], [], [], []
+  for speaker in speakers:
+    for digit in range(10):
+      if (speaker, digit) in skip:
+        continue
+      for _ in range(per_digit):
+        i = len(waves)
+        waves.append(np.full(800 + 40 * (i % 7), (i + 1) / 1000,
+                             np.float32))
+        labels.append(digit)
+        who.append(speaker)
+        ids.append(f"{speaker}_{digit}_{i}")
+  return SpeechSet(waves, RATE, np.array(labels, np.int32), np.array(who),
+                   np.full(len(labels), ""), np.array(ids), 10, "test-speech")
+
+
+def _images(per_digit=2, skip=()):
+  rng = np.random.default_rng(0)
+  images, labels = [], []
+  for digit in range(10):
+    if digit in skip:
+      continue
+    for _ in range(per_digit):
+      image = np.zeros((28, 28), np.uint8)
+      width = int(rng.integers(6, 16))
+      left = int(rng.integers(2, 28 - width - 2))
+      image[6:22, left:left + width] = 50 + 20 * digit
+      images.append(image)
+      labels.append(digit)
+  return ImageSet(np.stack(images), np.array(labels, np.int32),
+                  np.full(len(labels), ""), "test-images")
+
+
+def _pools(length=4, **kwargs):
+  speech, images = _speech(**kwargs), _images()
+  return S.Pools.build(speech, np.arange(len(speech)), images,
+                       np.arange(len(images)), length=length, what="test")
+
+
+# ------------------------------------------------------------ building
+
+
+def test_join_words_keeps_each_word_and_bounded_pauses():
+  rng = np.random.default_rng(1)
+  words = [np.full(n, v, np.float32) for n, v in ((800, .3), (500, .5),
+                                                  (640, .7))]
+  wave, spans = S.join_words(words, RATE, rng)
+  assert spans.shape == (3, 2)
+  for word, (start, stop) in zip(words, spans, strict=True):
+    np.testing.assert_array_equal(wave[start:stop], word)
+  pauses = spans[1:, 0] - spans[:-1, 1]
+  assert (pauses >= 0).all() and (pauses <= 0.25 * RATE).all()
+  assert spans[0, 0] == 0 and spans[-1, 1] == len(wave)
+  # Pauses hold the recordings' own noise floor, not digital silence.
+  gap = wave[spans[0, 1]:spans[1, 0]]
+  assert len(gap) > 500 and np.std(gap) == pytest.approx(0.3, rel=0.15)
+
+
+def test_noise_floor_is_the_quietest_20_ms():
+  wave = np.concatenate([np.full(160, 0.5), np.full(160, 0.01),
+                         np.full(160, 0.2)]).astype(np.float32)
+  assert S.noise_floor([wave], RATE) == pytest.approx(0.01)
+
+
+def test_compose_number_boxes_hold_each_digit():
+  images = _images()
+  rng = np.random.default_rng(3)
+  picks = [0, 5, 9, 13]
+  canvas, boxes = S.compose_number([images.images[i] for i in picks], rng)
+  assert canvas.shape[0] == 28 and canvas.dtype == np.uint8
+  assert (boxes[:, 1] > boxes[:, 0]).all()
+  assert (boxes[1:, 0] > boxes[:-1, 0]).all()          # left to right
+  assert (boxes[1:, 0] - boxes[:-1, 1] >= S.GAP_RANGE[0]).all()
+  assert boxes[0, 0] >= S.MARGIN_RANGE[0]
+  assert canvas.shape[1] - boxes[-1, 1] >= S.MARGIN_RANGE[0]
+  for i, (left, right) in zip(picks, boxes, strict=True):
+    ink_left, ink_right = S.ink_columns(images.images[i])
+    assert right - left == ink_right - ink_left
+    # The digit's brightness is in its box (overlaps keep the brighter).
+    assert canvas[:, left:right].max() >= images.images[i].max()
+  assert not canvas[:, :boxes[0, 0]].any()
+  assert not canvas[:, boxes[-1, 1]:].any()
+
+
+def test_compose_number_with_a_fixed_gap_leaves_digits_in_place():
+  images = _images()
+  picks = [images.images[i] for i in (0, 2, 4)]
+  canvas, boxes = S.compose_number(picks, np.random.default_rng(0), gap=6)
+  np.testing.assert_array_equal(boxes[1:, 0] - boxes[:-1, 1], [6, 6])
+  for image, (left, right) in zip(picks, boxes, strict=True):
+    ink_left, ink_right = S.ink_columns(image)
+    np.testing.assert_array_equal(canvas[:, left:right],
+                                  image[:, ink_left:ink_right])
+
+
+@pytest.mark.parametrize("length", [1, 2, 4, 7])
+def test_draw_strings_spell_their_digits_in_one_voice(length):
+  pools = _pools(length=max(length, 1), per_digit=3)
+  speech = pools.speech
+  out = S.draw_strings(pools, length, 25, np.random.default_rng(5))
+  assert len(out) == 25 and out.digits.shape == (25, length)
+  assert out.digits.min() >= 0 and out.digits.max() <= 9
+  for k in range(len(out)):
+    ids = out.utterance_ids[k]
+    spoken_ids, image_ids = ids[:length], ids[length:]
+    utterances = [int(np.flatnonzero(speech.utterance_ids == u)[0])
+                  for u in spoken_ids]
+    # Each word is the utterance of its digit, by the string's speaker.
+    assert [int(speech.labels[u]) for u in utterances] == out.digits[
+        k].tolist()
+    assert {str(speech.speakers[u]) for u in utterances} == {
+        str(out.speakers[k])}
+    for u, (start, stop) in zip(utterances, out.words[k], strict=True):
+      np.testing.assert_array_equal(out.waveforms[k][start:stop],
+                                    speech.waveforms[u])
+    assert len(set(utterances)) == length  # distinct where there are enough
+    digits = [int(pools.images.labels[int(i.split(":")[1])])
+              for i in image_ids]
+    assert digits == out.digits[k].tolist()
+    assert out.boxes[k].shape == (length, 2)
+
+
+def test_draw_strings_is_deterministic():
+  pools = _pools()
+  a = S.draw_strings(pools, 4, 10, np.random.default_rng(7))
+  b = S.draw_strings(pools, 4, 10, np.random.default_rng(7))
+  c = S.draw_strings(pools, 4, 10, np.random.default_rng(8))
+  np.testing.assert_array_equal(a.digits, b.digits)
+  for x, y in zip(a.waveforms + a.images, b.waveforms + b.images,
+                  strict=True):
+    np.testing.assert_array_equal(x, y)
+  assert a.utterance_ids == b.utterance_ids
+  assert a.utterance_ids != c.utterance_ids
+
+
+def test_training_batches_are_a_function_of_seed_and_step():
+  pools = _pools()
+  a = S.training_batch(pools, (2, 3), 6, seed=1, step=4)
+  b = S.training_batch(pools, (2, 3), 6, seed=1, step=4)
+  assert a.utterance_ids == b.utterance_ids
+  assert a.utterance_ids != S.training_batch(pools, (2, 3), 6, seed=1,
+                                             step=5).utterance_ids
+  lengths = {S.training_batch(pools, (2, 3), 2, 0, s).digits.shape[1]
+             for s in range(20)}
+  assert lengths == {2, 3}
+
+
+def test_a_missing_class_or_too_few_utterances_is_a_clear_error():
+  speech, images = _speech(skip={("bob", 7)}), _images()
+  with pytest.raises(DataError, match="speaker bob has no utterance of "
+                     "seven"):
+    S.Pools.build(speech, np.arange(len(speech)), images,
+                  np.arange(len(images)), length=2, what="test")
+  # Without one speaker per string, bob's missing seven is ann's to give.
+  S.Pools.build(speech, np.arange(len(speech)), images,
+                np.arange(len(images)), length=2, what="test",
+                one_speaker=False)
+  speech = _speech(per_digit=1)
+  few = np.flatnonzero((speech.speakers == "ann") | (speech.labels < 2))
+  with pytest.raises(DataError, match="speaker bob has 2 utterance"):
+    S.Pools.build(speech, few, images, np.arange(len(images)), length=4,
+                  what="test")
+  images = _images(skip={3})
+  with pytest.raises(DataError, match=r"no image of digit\(s\) 3"):
+    S.Pools.build(_speech(), np.arange(60), images, np.arange(len(images)),
+                  length=2, what="test")
+  with pytest.raises(DataError, match="string length"):
+    S.check_length(13)
+
+
+# ------------------------------------------------------------ features
+
+
+def test_word_and_box_steps_cover_their_words_and_digits():
+  pools = _pools()
+  strings = S.draw_strings(pools, 4, 6, np.random.default_rng(2))
+  cfg = ml_collections.ConfigDict(dict(num_bins=23, cmn=True))
+  arrays = strings_features.to_arrays(strings, cfg)
+  n, t, _ = arrays.speech.shape
+  assert t % strings_features.FRAME_MULTIPLE == 0
+  assert arrays.images.shape[2] % strings_features.COLUMN_MULTIPLE == 0
+  shift, window = RATE // 100, RATE * 25 // 1000
+  for k in range(n):
+    valid = np.flatnonzero(arrays.speech_mask[k])
+    assert valid[0] == arrays.frame_offset[k]
+    assert len(valid) == features.num_kaldi_frames(
+        len(strings.waveforms[k]), RATE)
+    for (s0, s1), (w0, w1) in zip(arrays.word_steps[k], strings.words[k],
+                                  strict=True):
+      for step in range(t // 4):
+        centre = ((step * 4 + 1.5 - arrays.frame_offset[k]) * shift
+                  + window / 2)
+        assert (s0 <= step < s1) == (w0 <= centre < w1)
+    for (b0, b1), (c0, c1) in zip(arrays.box_steps[k], strings.boxes[k],
+                                  strict=True):
+      assert b0 * 4 <= c0 < b0 * 4 + 4 and (b1 - 1) * 4 < c1 <= b1 * 4
+    assert arrays.image_mask[k].sum() == strings.images[k].shape[1]
+
+
+# ------------------------------------------------------------ matchmaps
+
+
+def _loop_scores(speech, speech_mask, images, image_mask, pooling):
+  """The pooled scores one pair and one step at a time."""
+  out = []
+  for b in range(speech.shape[0]):
+    row = []
+    for c in range(images.shape[0]):
+      ts = [t for t in range(speech.shape[1]) if speech_mask[b, t]]
+      ws = [w for w in range(images.shape[1]) if image_mask[c, w]]
+      m = {(t, w): jnp.dot(speech[b, t], images[c, w]) for t in ts
+           for w in ws}
+      misa = sum(max(m[t, w] for w in ws) for t in ts) / len(ts)
+      sima = sum(max(m[t, w] for t in ts) for w in ws) / len(ws)
+      sisa = sum(m.values()) / len(m)
+      row.append({"misa": misa, "sima": sima, "both": (misa + sima) / 2,
+                  "sisa": sisa}[pooling])
+    out.append(jnp.stack(row))
+  return jnp.stack(out)
+
+
+def _random_pairs(seed=0, b=3, t=5, w=4, d=3):
+  rng = np.random.default_rng(seed)
+  speech = rng.normal(size=(b, t, d)).astype(np.float32)
+  images = rng.normal(size=(b, w, d)).astype(np.float32)
+  speech_mask = np.arange(t)[None] < rng.integers(2, t + 1, b)[:, None]
+  image_mask = np.arange(w)[None] < rng.integers(1, w + 1, b)[:, None]
+  return speech, speech_mask, images, image_mask
+
+
+@pytest.mark.parametrize("pooling", matchmap.POOLINGS)
+def test_pooled_scores_and_gradients_equal_a_loop(pooling):
+  speech, speech_mask, images, image_mask = _random_pairs()
+  got = matchmap.scores(speech, speech_mask, images, image_mask, pooling)
+  want = _loop_scores(speech, speech_mask, images, image_mask, pooling)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  weights = np.random.default_rng(1).normal(size=got.shape)
+
+  def total(fn):
+    return lambda s, i: jnp.sum(weights * fn(s, speech_mask, i, image_mask,
+                                             pooling))
+
+  grads = jax.grad(total(matchmap.scores), argnums=(0, 1))(speech, images)
+  want = jax.grad(total(_loop_scores), argnums=(0, 1))(speech, images)
+  for g, w in zip(grads, want, strict=True):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+  # Padded steps get no gradient.
+  assert not np.asarray(grads[0])[~speech_mask].any()
+  assert not np.asarray(grads[1])[~image_mask].any()
+
+
+def _loop_loss(speech, speech_mask, images, image_mask, digits, pooling,
+               temperature):
+  scores = _loop_scores(speech, speech_mask, images, image_mask, pooling)
+  n = len(digits)
+  out = []
+  for b in range(n):
+    cost = 0.0
+    for matrix in (scores, scores.T):
+      logits = matrix[b] / temperature
+      positive = [c for c in range(n) if (digits[b] == digits[c]).all()]
+      cost += (jnp.log(sum(jnp.exp(x) for x in logits))
+               - jnp.log(sum(jnp.exp(logits[c]) for c in positive)))
+    out.append(cost / 2)
+  return jnp.stack(out)
+
+
+def test_contrastive_loss_and_gradients_equal_a_loop():
+  speech, speech_mask, images, image_mask = _random_pairs(seed=3, b=4)
+  digits = np.array([[1, 2], [3, 4], [1, 2], [5, 6]])  # rows 0, 2 agree
+
+  def loss(fn):
+    return lambda s, i: fn(s, speech_mask, i, image_mask, digits, **{
+        "pooling": "both", "temperature": 0.5}).sum()
+
+  got = matchmap.contrastive_loss(speech, speech_mask, images, image_mask,
+                                  digits, pooling="both", temperature=0.5)
+  want = _loop_loss(speech, speech_mask, images, image_mask, digits, "both",
+                    0.5)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  for g, w in zip(jax.grad(loss(matchmap.contrastive_loss), (0, 1))(
+      speech, images), jax.grad(loss(_loop_loss), (0, 1))(speech, images),
+                  strict=True):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+
+
+def test_same_strings_marks_equal_digit_strings():
+  digits = np.array([[1, 2], [2, 1], [1, 2]])
+  np.testing.assert_array_equal(matchmap.same_strings(digits, digits), [
+      [True, False, True], [False, True, False], [True, False, True]])
+
+
+def test_an_unknown_pooling_is_a_config_error():
+  with pytest.raises(ConfigError, match="strings.pooling"):
+    matchmap.scores(*_random_pairs(), "mean")
+
+
+# ------------------------------------------------ reading, localisation
+
+
+def test_class_scores_take_each_box_and_the_blank_columns():
+  maps = np.array([[1., 5., 2., 0., 9., 3.]])   # one step, six columns
+  boxes = np.array([[1, 3], [4, 5]])            # digits over 1-2 and 4
+  mask = np.array([True] * 5 + [False])         # column 5 is padding
+  np.testing.assert_array_equal(matchmap.class_scores(maps, boxes, mask),
+                                [[5., 9., 1.]])  # blank: columns 0, 3
+
+
+def _one_hot(labels, classes=11):
+  scores = np.zeros((len(labels), classes))
+  scores[np.arange(len(labels)), labels] = 1.0
+  return scores
+
+
+@pytest.mark.parametrize("labels, valid, want", [
+    ([10, 4, 4, 4, 10, 10, 2, 2, 10], None, [4, 2]),
+    # The same digit twice needs something between.
+    ([7, 7, 10, 10, 7, 7], None, [7, 7]),
+    ([7, 7, 7, 7], None, [7]),
+    # Runs shorter than min_steps are dropped, then neighbours merge.
+    ([3, 3, 3, 8, 3, 3, 10, 10, 5, 5], None, [3, 5]),
+    ([1, 1, 10, 10, 6, 6], [True, True, True, True, False, False], [1]),
+    ([10, 10, 10], None, []),
+])
+def test_read_steps_on_hand_made_matchmaps(labels, valid, want):
+  valid = np.ones(len(labels), bool) if valid is None else np.array(valid)
+  assert matchmap.read_steps(_one_hot(labels), valid, min_steps=2) == want
+
+
+def test_reading_a_hand_made_matchmap_against_a_canvas():
+  # Speech steps say 3, (pause), 1; the canvas has digits 0..2 in columns
+  # 1, 3, 5 and blank columns between.
+  canvas_boxes = np.array([[1, 2], [3, 4], [5, 6]])
+  saying = [None, 2, 2, 2, None, None, 1, 1, None]
+  maps = np.full((len(saying), 7), 0.1)
+  for t, digit in enumerate(saying):
+    if digit is None:
+      maps[t, [0, 2, 4, 6]] = 0.9
+    else:
+      maps[t, canvas_boxes[digit, 0]] = 0.8
+  scores = matchmap.class_scores(maps, canvas_boxes, np.ones(7, bool))
+  assert matchmap.read_steps(scores, np.ones(len(saying), bool), 2) == [2, 1]
+
+
+def test_edit_distance():
+  assert matchmap.edit_distance([1, 2, 3], [1, 2, 3]) == 0
+  assert matchmap.edit_distance([1, 2, 3], [1, 3]) == 1
+  assert matchmap.edit_distance([], [4, 5]) == 2
+  assert matchmap.edit_distance([1, 2, 3, 4], [2, 1, 3, 5]) == 3
+  for a, b in itertools.product([[0], [0, 1], [1, 0, 1]], repeat=2):
+    assert matchmap.edit_distance(a, b) == matchmap.edit_distance(b, a)
+
+
+def test_localised_on_a_hand_made_matchmap():
+  maps = np.zeros((10, 6))
+  maps[2, 0:2] = 1.0     # digit 0 (columns 0-1) best at step 2: its word
+  maps[8, 3:5] = 1.0     # digit 1 (columns 3-4) best at step 8: not its word
+  maps[9, 3:5] = 2.0     # ... but step 9 is padding
+  boxes = np.array([[0, 2], [3, 5]])
+  words = np.array([[1, 4], [5, 8]])
+  mask = np.arange(10) < 9
+  np.testing.assert_array_equal(
+      matchmap.localised(maps, boxes, words, mask), [True, False])
+  maps[6, 3] = 1.5
+  np.testing.assert_array_equal(
+      matchmap.localised(maps, boxes, words, mask), [True, True])
+
+
+# ------------------------------------------------------------ TIDIGITS
+
+
+def test_tidigits_connected_digits_load_as_strings(tmp_path):
+  for subset in ("train", "test"):
+    folder = tmp_path / subset.upper() / "MAN" / "AE"
+    _sphere(folder / "1A.WAV")                    # isolated: skipped
+    _sphere(folder / "O4Z3A.WAV", value=1)
+    _sphere(folder / "12B.WAV", value=2)
+    _wav(folder / "77A.WAV", value=3)
+    _sphere(tmp_path / subset.upper() / "woman" / "bf" / "9oa.wav", value=4)
+  out = spoken.load_tidigits_strings(tmp_path)
+  assert sorted(out) == [2, 4]
+  speech, digits = out[4]
+  np.testing.assert_array_equal(digits, [[0, 4, 0, 3]] * 2)
+  assert set(speech.subset) == {"train", "test"}
+  speech, digits = out[2]
+  assert sorted(map(tuple, digits.tolist())) == sorted(
+      [(1, 2), (7, 7), (9, 0)] * 2)
+  assert set(speech.speakers) == {"man/ae", "woman/bf"}
+  assert speech.sample_rate == 8000
+  with pytest.raises(DataError, match="no connected-digit"):
+    spoken.load_tidigits_strings(tmp_path / "TRAIN" / "MAN")
+
+
+# ------------------------------------------------------------ configs
+
+
+def test_strings_config_is_valid_and_bad_settings_are_one_line():
+  cfg = strings_config.get_config()
+  validation.validate_strings(cfg)
+  for key, value, message in (
+      ("batch_size", 1, "batch_size must be >= 2"),
+      ("train_lengths", (1, 20), "train_lengths"),
+      ("test_lengths", (0,), "test_lengths"),
+      ("pooling", "avg", "strings.pooling"),
+      ("temperature", 0.0, "temperature"),
+      ("learning_rate", -1.0, "learning_rate"),
+      ("test_strings", 0, "test_strings")):
+    bad = strings_config.get_config()
+    bad.strings[key] = value
+    with pytest.raises((ConfigError, DataError), match=message):
+      validation.validate_strings(bad)
+
+
+# ------------------------------------------------------------ end to end
+
+
+def tiny_config() -> ml_collections.ConfigDict:
+  cfg = strings_config.get_config()
+  cfg.data.images = "synthetic"
+  cfg.data.speech = "synthetic"
+  cfg.data.speech_split = "stratified"
+  cfg.data.synthetic_images_per_class = 20
+  cfg.data.synthetic_speech_per_class = 8
+  cfg.strings.one_speaker = False
+  cfg.strings.speech_widths = (8, 16, 16)
+  cfg.strings.image_widths = (4, 8, 8)
+  cfg.strings.dim = 16
+  cfg.strings.train_lengths = (1, 2)
+  cfg.strings.batch_size = 8
+  cfg.strings.steps = 6
+  cfg.strings.steps_per_chunk = 3
+  cfg.strings.test_lengths = (2, 3)
+  cfg.strings.test_strings = 30
+  cfg.strings.reading_trials = 2
+  return cfg
+
+
+def test_end_to_end_on_synthetic_data_and_resume(tmp_path, monkeypatch):
+  cfg = tiny_config()
+  by_split, summary = strings_pipeline.run_all(cfg, None, tmp_path, [0],
+                                               show_progress=False)
+  (run,) = by_split["stratified"]
+  assert summary["synthetic"] and summary["task"] == "strings"
+  assert sorted(run["strings"]) == ["2", "3"]
+  for figures in run["strings"].values():
+    for direction in ("speech_to_image", "image_to_speech"):
+      assert set(figures["recall"][direction]) == {"R@1", "R@5", "R@10"}
+      values = list(figures["recall"][direction].values())
+      assert all(0 <= v <= 1 for v in values) and values == sorted(values)
+    assert 0 <= figures["reading"]["string_accuracy"] <= 1
+    assert figures["reading"]["digit_error_rate"] >= 0
+    assert 0 <= figures["localisation"] <= 1
+  rows = run["train"]["history"]
+  assert [r["step"] for r in rows] == [3, 6]
+  assert all(np.isfinite(r["train_loss"]) for r in rows)
+  # A rerun restores the finished stage and repeats every figure.
+  monkeypatch.setattr(strings_pipeline, "train_strings", _no_training)
+  again, _ = strings_pipeline.run_all(cfg, None, tmp_path, [0],
+                                      show_progress=False)
+  assert again["stratified"][0]["strings"] == run["strings"]
+  assert again["stratified"][0]["train"] == run["train"]
+
+
+def _no_training(*args, **kwargs):
+  raise AssertionError("a finished stage was trained again")
+
+
+@requires_real_data
+def test_every_fsdd_speaker_can_speak_strings(real_data_dir):
+  from avdigits.data import sources, splits
+  speech = sources.load_speech("fsdd", real_data_dir, seed=0,
+                               sample_rate=RATE, synthetic_per_class=0)
+  _, test = splits.speech_split(speech, mode="upstream", held_out=None,
+                                test_fraction=0.2, seed=0)
+  images = _images()
+  pools = S.Pools.build(speech, test, images, np.arange(len(images)),
+                        length=7, what="upstream test split")
+  assert len(pools.by_speaker) == len(set(speech.speakers))
+  assert all(len(p) == 5 for by in pools.by_speaker.values() for p in by)

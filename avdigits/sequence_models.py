@@ -26,34 +26,47 @@ def downsample_mask(mask: jax.Array) -> jax.Array:
   return mask.reshape(b, t // STRIDE, STRIDE).any(axis=-1)
 
 
+def _conv_block(x: jax.Array, conv: nn.Module, norm: bool) -> jax.Array:
+  x = conv(x)
+  return nn.relu(nn.LayerNorm()(x) if norm else x)
+
+
 class SpeechSequenceNet(nn.Module):
-  """1-D convolutions over log-mel frames: two of stride 2, so each output
-  step sees 40 ms more than the last; a linear map to `dim`."""
+  """1-D convolutions over log-mel frames: the second and third of stride
+  2 (one output step per 40 ms), any further ones at that rate with
+  dilation 2, each followed by layer normalisation (with `norm`) and ReLU;
+  a linear map to `dim`."""
 
   widths: Sequence[int] = (128, 256, 256)
   kernel_size: int = 5
   dim: int = 128
+  norm: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    strides = (1, 2, 2)
-    for width, stride in zip(self.widths, strides, strict=True):
-      x = nn.relu(nn.Conv(width, (self.kernel_size,), strides=(stride,))(x))
+    for i, width in enumerate(self.widths):
+      stride = 2 if i in (1, 2) else 1
+      dilation = 2 if i > 2 else 1
+      x = _conv_block(x, nn.Conv(width, (self.kernel_size,),
+                                 strides=(stride,),
+                                 kernel_dilation=(dilation,)), self.norm)
     return nn.Dense(self.dim)(x)
 
 
 class ImageSequenceNet(nn.Module):
-  """3x3 convolutions with two 2x2 max-pools over a number image, then each
-  column (all rows' maps) mapped linearly to `dim`."""
+  """3x3 convolutions over a number image, 2x2 max-pools after the first
+  two, each followed by layer normalisation (with `norm`) and ReLU; then
+  each column (all rows' maps) mapped linearly to `dim`."""
 
   widths: Sequence[int] = (32, 64, 128)
   dim: int = 128
+  norm: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = x[..., None]
     for i, width in enumerate(self.widths):
-      x = nn.relu(nn.Conv(width, (3, 3))(x))
+      x = _conv_block(x, nn.Conv(width, (3, 3)), self.norm)
       if i < 2:
         x = nn.max_pool(x, (2, 2), (2, 2))
     b, h, w, c = x.shape
@@ -64,15 +77,16 @@ class ImageSequenceNet(nn.Module):
 class StringModel(nn.Module):
   """Both encoders; `__call__` gives (speech steps, image columns)."""
 
-  speech_widths: Sequence[int] = (128, 256, 256)
-  image_widths: Sequence[int] = (32, 64, 128)
+  speech_widths: Sequence[int] = (64, 128, 128)
+  image_widths: Sequence[int] = (16, 32, 64)
   kernel_size: int = 5
   dim: int = 128
+  norm: bool = False
 
   def setup(self):
     self.speech = SpeechSequenceNet(self.speech_widths, self.kernel_size,
-                                    self.dim)
-    self.image = ImageSequenceNet(self.image_widths, self.dim)
+                                    self.dim, self.norm)
+    self.image = ImageSequenceNet(self.image_widths, self.dim, self.norm)
 
   def __call__(self, speech: jax.Array, images: jax.Array
                ) -> tuple[jax.Array, jax.Array]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from avdigits import evaluate, features, matchmap, strings_features
 from avdigits.data import strings as strings_data
+from avdigits.errors import DataError
 from avdigits.sequence_models import STRIDE, StringModel
 from avdigits.strings_train import step_mask
 
@@ -34,15 +35,25 @@ class EvalSettings:
   test_strings: int = 1000
   reading_trials: int = 5
   min_read_steps: int = 2
-  pooling: str = "misa"
+  pooling: str = "ordered"
 
 
 def test_strings(pools: strings_data.Pools, length: int, count: int,
-                 seed: int) -> strings_data.Strings:
+                 seed: int, recorded: dict[int, tuple] | None = None
+                 ) -> strings_data.Strings | None:
   """The fixed test strings of one length: a function of the seed, the
-  length and the pools alone."""
-  return strings_data.draw_strings(pools, length, count,
-                                   np.random.default_rng([seed, 17, length]))
+  length and the pools alone. With `recorded` ({length: (SpeechSet,
+  digits)}), up to `count` of those recordings (None if it has none of
+  this length), each paired with a drawn image."""
+  rng = np.random.default_rng([seed, 17, length])
+  if recorded is None:
+    return strings_data.draw_strings(pools, length, count, rng)
+  if length not in recorded:
+    return None
+  speech, digits = recorded[length]
+  keep = np.sort(rng.permutation(len(digits))[:count])
+  return strings_data.pair_with_images(speech.take(keep), digits[keep],
+                                       pools, rng)
 
 
 def _embed(model: StringModel, params: Any, method: str, x: np.ndarray,
@@ -96,10 +107,15 @@ def read(speech: np.ndarray, speech_mask: np.ndarray, canvas: np.ndarray,
 
 def evaluate_length(model: StringModel, params: Any,
                     pools: strings_data.Pools, feature_cfg,
-                    settings: EvalSettings, length: int, *, seed: int
-                    ) -> dict[str, Any]:
-  """Every figure of one string length (and a few example matchmaps)."""
-  strings = test_strings(pools, length, settings.test_strings, seed)
+                    settings: EvalSettings, length: int, *, seed: int,
+                    recorded: dict[int, tuple] | None = None
+                    ) -> dict[str, Any] | None:
+  """Every figure of one string length (and a few example matchmaps);
+  None when `recorded` has no string of this length."""
+  strings = test_strings(pools, length, settings.test_strings, seed,
+                         recorded)
+  if strings is None:
+    return None
   arrays = strings_features.to_arrays(strings, feature_cfg)
   speech = _embed(model, params, "embed_speech", arrays.speech)
   images = _embed(model, params, "embed_images", arrays.images)
@@ -150,9 +166,17 @@ def evaluate_length(model: StringModel, params: Any,
 
 
 def evaluate_model(model: StringModel, params: Any, pools: strings_data.Pools,
-                   feature_cfg, settings: EvalSettings, *, seed: int
+                   feature_cfg, settings: EvalSettings, *, seed: int,
+                   recorded: dict[int, tuple] | None = None
                    ) -> dict[str, dict[str, Any]]:
-  """{str(length): figures} over the settings' test lengths."""
-  return {str(length): evaluate_length(model, params, pools, feature_cfg,
-                                       settings, length, seed=seed)
-          for length in settings.test_lengths}
+  """{str(length): figures} over the settings' test lengths (those
+  `recorded` has, when given)."""
+  out = {}
+  for length in settings.test_lengths:
+    figures = evaluate_length(model, params, pools, feature_cfg, settings,
+                              length, seed=seed, recorded=recorded)
+    if figures is not None:
+      out[str(length)] = figures
+  if not out:
+    raise DataError(f"no test strings of lengths {settings.test_lengths}")
+  return out

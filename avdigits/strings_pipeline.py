@@ -25,12 +25,13 @@ from avdigits import (
   loop,
   prepare,
   settings,
+  speech_data,
   strings_eval,
   validation,
 )
-from avdigits.data import splits
+from avdigits.data import splits, spoken
 from avdigits.data import strings as strings_data
-from avdigits.errors import ConfigError
+from avdigits.errors import ConfigError, DataError
 from avdigits.sequence_models import StringModel
 from avdigits.strings_train import StringSchedule, train_strings
 from avdigits.two_stage import split_dir
@@ -39,10 +40,36 @@ from avdigits.workdir import Stage
 
 @dataclasses.dataclass(frozen=True)
 class StringData:
-  """The pools strings are drawn from under one split, and its summary."""
+  """The pools strings are drawn from under one split, and its summary;
+  `recorded` (with `strings.test_speech = "connected"`) the test speakers'
+  connected-digit recordings by length, used as the test strings."""
   train: strings_data.Pools | None
   test: strings_data.Pools
   summary: dict[str, Any]
+  recorded: dict[int, tuple] | None = None
+
+
+def connected_test_speech(cfg: ml_collections.ConfigDict,
+                          data_dir: pathlib.Path | None,
+                          test_speakers: set[str]) -> dict[int, tuple]:
+  """{length: (SpeechSet, digits)} of TIDIGITS' connected-digit recordings
+  by `test_speakers` (silence trimmed as the config's features say)."""
+  if cfg.data.speech != "tidigits" or data_dir is None:
+    raise ConfigError("--config.strings.test_speech=connected needs "
+                      "TIDIGITS: --config.data.speech=tidigits and a "
+                      "--data_dir holding tidigits/")
+  out = {}
+  for length, (speech, digits) in spoken.load_tidigits_strings(
+      data_dir / "tidigits", sample_rate=cfg.data.sample_rate,
+      children=cfg.data.tidigits_children).items():
+    keep = np.flatnonzero(np.isin(speech.speakers, sorted(test_speakers)))
+    if len(keep):
+      out[length] = (speech_data.trim(cfg.features, speech.take(keep)),
+                     digits[keep])
+  if not out:
+    raise DataError(f"{data_dir / 'tidigits'}: no connected-digit "
+                    f"recordings by the test speakers")
+  return out
 
 
 def model(cfg: ml_collections.ConfigDict) -> StringModel:
@@ -60,7 +87,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
 
 
 def string_data(cfg: ml_collections.ConfigDict, corpora: prepare.Corpora,
-                split_override: str | None = None) -> StringData:
+                split_override: str | None = None,
+                data_dir: pathlib.Path | None = None) -> StringData:
   """Training and test pools of one split ("all": test pools only, from
   every utterance and image)."""
   images, speech = corpora.images, corpora.speech
@@ -99,7 +127,12 @@ def string_data(cfg: ml_collections.ConfigDict, corpora: prepare.Corpora,
       "num_speech_classes": speech.num_classes,
       "audio_checks": corpora.audio_checks,
   }
-  return StringData(train, test, summary)
+  recorded = None
+  if cfg.strings.get("test_speech", "built") == "connected":
+    recorded = connected_test_speech(cfg, data_dir,
+                                     set(summary["speakers"]["test"]))
+    summary["test_speech"] = "tidigits connected digits"
+  return StringData(train, test, summary, recorded)
 
 
 def _data_key(cfg: ml_collections.ConfigDict, data: StringData
@@ -149,7 +182,7 @@ def run_seed(cfg: ml_collections.ConfigDict, data: StringData,
   start = time.perf_counter()
   figures = strings_eval.evaluate_model(model(cfg), params, data.test,
                                         cfg.features, eval_settings(cfg),
-                                        seed=seed)
+                                        seed=seed, recorded=data.recorded)
   timings["evaluate"] = time.perf_counter() - start
   return {"seed": seed, "train": result, "strings": figures,
           "timings_s": timings}
@@ -167,7 +200,8 @@ def run_all(cfg: ml_collections.ConfigDict, data_dir: pathlib.Path | None,
   specs = prepare.speech_split_names(cfg, corpora)
   by_split, summary = {}, None
   for spec in specs:
-    data = string_data(cfg, corpora, spec if len(specs) > 1 else None)
+    data = string_data(cfg, corpora, spec if len(specs) > 1 else None,
+                       data_dir)
     summary = summary or dict(data.summary, timings_s=dict(corpora.timings))
     root = split_dir(workdir, spec, specs)
     by_split[spec] = [run_seed(cfg, data, root / f"seed_{seed}", seed,
@@ -188,7 +222,8 @@ def evaluate_workdir(cfg: ml_collections.ConfigDict, trained: dict[str, Any],
   `data_dir`'s strings (`split` "all": built from all its utterances and
   images, with the same seeds)."""
   corpora = prepare.load_corpora(cfg, data_dir)
-  data = string_data(cfg, corpora, split if split == "all" else None)
+  data = string_data(cfg, corpora, split if split == "all" else None,
+                     data_dir)
   held_out = trained["data"]["speakers"].get("held_out_in_turn")
   roots = ([workdir / f"loso_{name}" for name in held_out] if held_out
            else [workdir])
@@ -204,5 +239,5 @@ def evaluate_workdir(cfg: ml_collections.ConfigDict, trained: dict[str, Any],
                                          _template(cfg, seed))
       runs.append({"seed": seed, "strings": strings_eval.evaluate_model(
           model(cfg), params, data.test, cfg.features, eval_settings(cfg),
-          seed=seed)})
+          seed=seed, recorded=data.recorded)})
   return runs, dict(data.summary, timings_s=dict(corpora.timings))

@@ -153,6 +153,21 @@ def write(report: dict[str, Any], examples: list[dict[str, Any]],
   (directory / "report.md").write_text(markdown(report, command))
 
 
+def summary_lines(report: dict[str, Any]) -> list[str]:
+  """One line of headline figures per string length."""
+  lines = []
+  for length, entry in report["strings"].items():
+    r = entry["recall"]
+    lines.append(
+        f"length {length}: R@1 speech->image "
+        f"{r['speech_to_image']['R@1']:.4f} image->speech "
+        f"{r['image_to_speech']['R@1']:.4f}  reading "
+        f"{entry['reading']['string_accuracy']:.4f} (DER "
+        f"{entry['reading']['digit_error_rate']:.4f})  localisation "
+        f"{entry.get('localisation', float('nan')):.4f}")
+  return lines
+
+
 def examples_of(runs: list[dict[str, Any]], length: str = "4"
                 ) -> list[dict[str, Any]]:
   """The first run's example matchmaps of `length` (else its first)."""

@@ -26,14 +26,15 @@ from avdigits.workdir import Stage
 class StringSchedule:
   """How the string model trains (a config's `strings` section)."""
   batch_size: int = 32
-  steps: int = 3000
-  steps_per_chunk: int = 500
+  steps: int = 2500
+  steps_per_chunk: int = 250
   optimizer: str = "adam"
   learning_rate: float = 2e-3
   lr_schedule: str = "cosine"
   train_lengths: tuple[int, ...] = (1, 2, 3, 4)
-  pooling: str = "misa"
+  pooling: str = "ordered"
   temperature: float = 0.1
+  siblings: bool = True
 
   @classmethod
   def from_config(cls, section: Any) -> StringSchedule:
@@ -117,7 +118,8 @@ def train_strings(model: StringModel, pools: strings_data.Pools,
     for step in range(start, start + num_steps):
       batch = strings_features.to_arrays(
           strings_data.training_batch(pools, schedule.train_lengths,
-                                      schedule.batch_size, seed, step),
+                                      schedule.batch_size, seed, step,
+                                      schedule.siblings),
           feature_cfg)
       state, loss = train_step(state, *model_inputs(batch))
       losses.append(loss)

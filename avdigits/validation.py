@@ -110,6 +110,10 @@ def validate_strings(cfg: ml_collections.ConfigDict) -> None:
     check_length(length, "--config.strings.test_lengths")
   for name in ("test_strings", "reading_trials", "min_read_steps"):
     _positive(f"strings.{name}", getattr(s, name))
+  if cfg.strings.get("test_speech", "built") not in ("built", "connected"):
+    raise ConfigError(f"--config.strings.test_speech="
+                      f"{cfg.strings.test_speech!r}: choose built or "
+                      f"connected")
   if cfg.data.speech_split != "loso":
     splits.parse_speech_split(cfg.data.speech_split)
 

@@ -4,7 +4,9 @@ r"""Evaluates the models trained in a workdir on another data directory.
       --data_dir=/path/to/other/data --split=all --output=/tmp/other.json
 
 With --split=all every example of --data_dir is evaluation data (unseen
-images or speakers). Writes the same report.json keys as reproduce.
+images or speakers). Writes the same report.json keys as reproduce; for a
+digit-strings workdir (experiments/configs/strings.py), the test strings
+are built from --data_dir's utterances and images with the run's seeds.
 """
 
 import pathlib
@@ -13,7 +15,14 @@ import time
 import ml_collections
 from absl import flags
 
-from avdigits import predict, prepare, report, two_stage
+from avdigits import (
+  predict,
+  prepare,
+  report,
+  strings_pipeline,
+  strings_report,
+  two_stage,
+)
 from avdigits.data import sources
 from avdigits.errors import ConfigError
 from avdigits.workdir import read_json, write_json_atomic
@@ -52,6 +61,9 @@ def main(argv: list[str]) -> None:
   if split != "all":
     cfg.data.speech_split = split
   cfg = cli.freeze(cfg)
+  if cfg.get("task", "digits") == "strings":
+    _evaluate_strings(cfg, trained, data_dir, workdir, split, start)
+    return
   data = prepare.prepare_data(cfg, data_dir,
                               split_override="all" if split == "all"
                               else None)
@@ -77,6 +89,20 @@ def main(argv: list[str]) -> None:
   write_json_atomic(_OUTPUT.value, result)
   print(f"annotation {result['annotation']['accuracy']:.4f}  retrieval "
         f"{result['retrieval']['accuracy']:.4f} -> {_OUTPUT.value}")
+
+
+def _evaluate_strings(cfg, trained, data_dir, workdir: pathlib.Path,
+                      split: str, start: float) -> None:
+  runs, summary = strings_pipeline.evaluate_workdir(cfg, trained, data_dir,
+                                                    workdir, split)
+  timings = dict(summary.pop("timings_s"))
+  timings["total"] = time.perf_counter() - start
+  result = strings_report.aggregate(runs, data=summary, config=cfg.to_dict(),
+                                    seed=cfg.seed, timings=timings)
+  result["trained_on"] = trained["data"]
+  write_json_atomic(_OUTPUT.value, result)
+  print("\n".join(strings_report.summary_lines(result)))
+  print(f"-> {_OUTPUT.value}")
 
 
 if __name__ == "__main__":

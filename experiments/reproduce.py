@@ -117,14 +117,7 @@ def _run_strings(cfg, workdir: pathlib.Path, seeds: int) -> None:
     return
   strings_report.write(result, strings_report.examples_of(runs), workdir,
                        _command())
-  for length, entry in result["strings"].items():
-    r = entry["recall"]
-    print(f"length {length}: R@1 speech->image "
-          f"{r['speech_to_image']['R@1']:.4f} image->speech "
-          f"{r['image_to_speech']['R@1']:.4f}  reading "
-          f"{entry['reading']['string_accuracy']:.4f} (DER "
-          f"{entry['reading']['digit_error_rate']:.4f})  localisation "
-          f"{entry.get('localisation', float('nan')):.4f}")
+  print("\n".join(strings_report.summary_lines(result)))
   print(f"({timings['total']:.1f} s) -> {workdir}/report.json")
 
 

@@ -510,3 +510,44 @@ def test_every_fsdd_speaker_can_speak_strings(real_data_dir):
                         length=7, what="upstream test split")
   assert len(pools.by_speaker) == len(set(speech.speakers))
   assert all(len(p) == 5 for by in pools.by_speaker.values() for p in by)
+
+
+def test_sibling_batches_differ_from_their_twins_in_one_digit():
+  pools = _pools()
+  batch = S.training_batch(pools, (4,), 10, seed=0, step=3, siblings=True)
+  first, second = batch.digits[:5], batch.digits[5:]
+  np.testing.assert_array_equal((first != second).sum(1), [1] * 5)
+  odd = S.training_batch(pools, (3,), 7, seed=0, step=3, siblings=True)
+  assert odd.digits.shape == (7, 3)
+
+
+def test_connected_recordings_become_test_strings(tmp_path):
+  from avdigits import strings_eval
+  for speaker, names in (("ae", ("O4Z3A.WAV", "12B.WAV", "77A.WAV")),
+                         ("bf", ("9OA.WAV", "3A.WAV"))):
+    for name in names:
+      _sphere(tmp_path / "tidigits" / "TEST" / "MAN" / speaker.upper() / name,
+              n=4000, value=len(name))
+  cfg = strings_config.get_config()
+  cfg.data.speech = "tidigits"
+  cfg.strings.test_speech = "connected"
+  validation.validate_strings(cfg)
+  recorded = strings_pipeline.connected_test_speech(cfg, tmp_path,
+                                                    {"man/ae"})
+  assert sorted(recorded) == [2, 4]
+  speech, digits = recorded[2]
+  assert set(speech.speakers) == {"man/ae"}            # bf is not a test one
+  assert sorted(digits.tolist()) == [[1, 2], [7, 7]]
+  pools = _pools()
+  strings = strings_eval.test_strings(pools, 2, 10, seed=0,
+                                      recorded=recorded)
+  assert strings.words is None and len(strings) == 2
+  for k in range(2):
+    assert [int(pools.images.labels[int(i.split(":")[1])])
+            for i in strings.utterance_ids[k][1:]] == strings.digits[
+                k].tolist()
+    assert strings.boxes[k].shape == (2, 2)
+  assert strings_eval.test_strings(pools, 3, 10, 0, recorded) is None
+  cfg.data.speech = "fsdd"
+  with pytest.raises(ConfigError, match="needs TIDIGITS"):
+    strings_pipeline.connected_test_speech(cfg, tmp_path, {"man/ae"})

@@ -203,15 +203,18 @@ class Pools:
 
 def draw_strings(pools: Pools, length: int, count: int,
                  rng: np.random.Generator,
-                 max_pause_s: float = MAX_PAUSE_S) -> Strings:
-  """`count` strings of `length` uniformly random digits: each spoken by
-  one speaker drawn uniformly (its utterances distinct where it has enough)
-  and written with random images of those digits."""
+                 max_pause_s: float = MAX_PAUSE_S,
+                 digits: np.ndarray | None = None) -> Strings:
+  """`count` strings of `length` uniformly random digits (or the given
+  `digits` [count, length]): each spoken by one speaker drawn uniformly (its
+  utterances distinct where it has enough) and written with random images
+  of those digits."""
   check_length(length)
   speech, images = pools.speech, pools.images
   speakers = list(pools.by_speaker)
   waves, words, canvases, boxes, ids = [], [], [], [], []
-  digits = rng.integers(0, 10, (count, length))
+  if digits is None:
+    digits = rng.integers(0, 10, (count, length))
   who = np.asarray(speakers)[rng.integers(0, len(speakers), count)]
   for row, speaker in zip(digits, who, strict=True):
     chosen = []
@@ -240,11 +243,47 @@ def draw_strings(pools: Pools, length: int, count: int,
                  digits.astype(np.int32), who, ids)
 
 
+def pair_with_images(speech: SpeechSet, digits: np.ndarray, pools: Pools,
+                     rng: np.random.Generator) -> Strings:
+  """Spoken strings recorded whole (no word boundaries, e.g. TIDIGITS'
+  connected digits), each paired with a number image of its `digits` [N, L]
+  drawn from the pools' images."""
+  canvases, boxes, ids = [], [], []
+  for row, uid in zip(digits, speech.utterance_ids, strict=True):
+    picks = [int(rng.choice(pools.by_digit[int(d)])) for d in row]
+    canvas, digit_boxes = compose_number(
+        [pools.images.images[i] for i in picks], rng)
+    canvases.append(canvas)
+    boxes.append(digit_boxes)
+    ids.append([str(uid)] + [f"image:{i}" for i in picks])
+  return Strings(list(speech.waveforms), speech.sample_rate, None, canvases,
+                 boxes, np.asarray(digits, np.int32), speech.speakers, ids)
+
+
+def with_siblings(digits: np.ndarray, rng: np.random.Generator
+                  ) -> np.ndarray:
+  """[2N, L]: the strings `digits` [N, L], then each once more with one
+  position changed to another digit (its hardest negative)."""
+  siblings = digits.copy()
+  rows = np.arange(len(digits))
+  position = rng.integers(0, digits.shape[1], len(digits))
+  siblings[rows, position] = (digits[rows, position]
+                              + rng.integers(1, 10, len(digits))) % 10
+  return np.concatenate([digits, siblings])
+
+
 def training_batch(pools: Pools, lengths: Sequence[int], batch_size: int,
-                   seed: int, step: int) -> Strings:
+                   seed: int, step: int, siblings: bool = False) -> Strings:
   """The fresh training strings of one step: a function of (seed, step)
   alone, so a resumed run sees the same strings. The step's length is drawn
-  from `lengths`."""
+  from `lengths`. With `siblings`, the second half of the batch repeats the
+  first half's digit strings with one digit changed (`with_siblings`; new
+  utterances and images throughout), so that telling strings apart takes
+  every digit."""
   rng = np.random.default_rng([seed, 13, step])
   length = int(lengths[int(rng.integers(0, len(lengths)))])
-  return draw_strings(pools, length, batch_size, rng)
+  digits = None
+  if siblings:
+    half = rng.integers(0, 10, ((batch_size + 1) // 2, length))
+    digits = with_siblings(half, rng)[:batch_size]
+  return draw_strings(pools, length, batch_size, rng, digits=digits)

@@ -5,8 +5,9 @@ Spoken strings are 2-7 utterances of one speaker joined with pauses of
 0-250 ms; number images are as many MNIST digits side by side
 (`avdigits.data.strings`). A speech encoder and an image encoder keep a
 sequence (one step per 40 ms, one per 4 columns); their matchmap, pooled
-("misa": each speech step's best image column, averaged), scores a pair,
-and a symmetric InfoNCE loss over each batch of fresh training pairs
+along the best left-to-right alignment of speech steps to image columns
+("ordered"), scores a pair, and a symmetric InfoNCE loss over each batch of
+fresh training pairs (half of them a one-digit change of the other half)
 trains both from random initialisation. Training mixes lengths 1-4 (the
 single digits make the start easy); evaluation covers lengths 2-7 on 1,000
 fixed test strings each (`avdigits.strings_eval`).
@@ -43,24 +44,33 @@ def get_config() -> ml_collections.ConfigDict:
   c.strings = ml_collections.ConfigDict()
   # Model: 1-D convolutions over frames (two of stride 2), 3x3
   # convolutions over the image (two 2x2 pools), `dim`-d unit steps.
-  c.strings.speech_widths = (128, 256, 256)
-  c.strings.image_widths = (32, 64, 128)
+  c.strings.speech_widths = (64, 128, 128)
+  c.strings.image_widths = (16, 32, 64)
   c.strings.kernel_size = 5
   c.strings.dim = 128
+  c.strings.norm = False           # layer normalisation after each conv
   # Each string spoken by one speaker (false: words from any speakers, for
   # sources whose every utterance has its own voice, e.g. synthetic).
   c.strings.one_speaker = True
   # Training: fresh pairs each step, lengths drawn from train_lengths.
   c.strings.train_lengths = (1, 2, 3, 4)
   c.strings.batch_size = 32
-  c.strings.steps = 3000
+  c.strings.steps = 2500
   c.strings.steps_per_chunk = 250
   c.strings.optimizer = "adam"
   c.strings.learning_rate = 2e-3
   c.strings.lr_schedule = "cosine"
-  c.strings.pooling = "misa"       # misa | sima | both | sisa
+  # Half of each batch repeats the other half's digit strings with one
+  # digit changed (new utterances and images): every digit must count.
+  c.strings.siblings = True
+  # "ordered": speech steps matched to image columns left to right (the
+  # others cannot tell 12 from 21).
+  c.strings.pooling = "ordered"    # ordered | misa | sima | both | sisa
   c.strings.temperature = 0.1
-  # Evaluation.
+  # Evaluation. test_speech: "built" (strings joined from the test
+  # utterances) or "connected" (TIDIGITS' connected-digit recordings of the
+  # test speakers; no word boundaries, so no localisation).
+  c.strings.test_speech = "built"
   c.strings.test_lengths = (2, 3, 4, 5, 6, 7)
   c.strings.test_strings = 1000
   c.strings.reading_trials = 5

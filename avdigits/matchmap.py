@@ -177,3 +177,47 @@ def localised(maps: np.ndarray, box_steps: np.ndarray,
     best = int(maps[:, start:stop].max(-1).argmax())
     out.append(w0 <= best < w1)
   return np.asarray(out, bool)
+
+
+def ordered_path(maps: np.ndarray, speech_mask: np.ndarray,
+                 image_mask: np.ndarray) -> np.ndarray:
+  """The column each valid speech step takes on the best left-to-right
+  alignment ("ordered" pooling) of one matchmap [T, W]; -1 for padded
+  steps."""
+  maps = np.where(np.asarray(image_mask, bool)[None, :], maps, _FAR)
+  steps = np.flatnonzero(speech_mask)
+  path = np.full(len(maps), -1)
+  if not len(steps):
+    return path
+  best = np.zeros(maps.shape[1])
+  came_from = []
+  for t in steps:
+    running = np.maximum.accumulate(best)
+    # Where each column's running maximum was reached (leftmost).
+    argmax = np.zeros(len(best), int)
+    for w in range(1, len(best)):
+      argmax[w] = argmax[w - 1] if best[argmax[w - 1]] >= best[w] else w
+    came_from.append(argmax)
+    best = maps[t] + running
+  column = int(np.argmax(np.where(image_mask, best, -np.inf)))
+  for k in range(len(steps) - 1, -1, -1):
+    path[steps[k]] = column
+    column = int(came_from[k][column])
+  return path
+
+
+def localised_on_path(maps: np.ndarray, path: np.ndarray,
+                      box_steps: np.ndarray, word_steps: np.ndarray
+                      ) -> np.ndarray:
+  """bool [L] for one pair: whether each image digit's best-matching speech
+  step among those the ordered alignment `path` gives its box's columns
+  lies inside that digit's word (False if the path gives it none)."""
+  out = []
+  for (start, stop), (w0, w1) in zip(box_steps, word_steps, strict=True):
+    steps = np.flatnonzero((path >= start) & (path < stop))
+    if not len(steps):
+      out.append(False)
+      continue
+    best = steps[int(np.argmax(maps[steps, path[steps]]))]
+    out.append(w0 <= best < w1)
+  return np.asarray(out, bool)

@@ -50,10 +50,13 @@ class Corpora:
 
 def load_corpora(cfg: ml_collections.ConfigDict,
                  data_dir: pathlib.Path | None,
-                 seed: int | None = None) -> Corpora:
+                 seed: int | None = None, *,
+                 fixed_window: bool = True) -> Corpora:
   """Loads both modalities (synthetic ones drawn with `seed`, default
   `cfg.seed`); with features.trim, cuts each utterance's leading and
-  trailing silence (`perturb.trim_silence`)."""
+  trailing silence (`perturb.trim_silence`). `fixed_window`: the models
+  see `features.num_frames` frames per utterance, so longer ones are
+  counted (and warned about) as truncated."""
   seed = cfg.seed if seed is None else seed
   start = time.perf_counter()
   images = sources.load_images(
@@ -66,7 +69,8 @@ def load_corpora(cfg: ml_collections.ConfigDict,
       tidigits_children=cfg.data.tidigits_children)
   speech = speech_data.trim(cfg.features, speech)
   return Corpora(images, speech, {"load": time.perf_counter() - start},
-                 _audio_checks(speech, cfg.features.num_frames))
+                 _audio_checks(speech, cfg.features.num_frames
+                               if fixed_window else None))
 
 
 def speech_split_names(cfg: ml_collections.ConfigDict,
@@ -151,11 +155,15 @@ def prepare_data(cfg: ml_collections.ConfigDict,
       num_speech_classes=speech.num_classes, summary=summary)
 
 
-def _audio_checks(speech: SpeechSet, num_frames: int) -> dict[str, Any]:
-  """Counts utterances cut to the window or silent, with a warning."""
-  window = int(round((num_frames * 0.010 + 0.015) * speech.sample_rate))
-  longer = [u for u, w in zip(speech.utterance_ids, speech.waveforms,
-                              strict=True) if len(w) > window]
+def _audio_checks(speech: SpeechSet, num_frames: int | None
+                  ) -> dict[str, Any]:
+  """Counts utterances cut to the window (of `num_frames`, if any) or
+  silent, with a warning."""
+  longer = []
+  if num_frames is not None:
+    window = int(round((num_frames * 0.010 + 0.015) * speech.sample_rate))
+    longer = [u for u, w in zip(speech.utterance_ids, speech.waveforms,
+                                strict=True) if len(w) > window]
   silent = [u for u, w in zip(speech.utterance_ids, speech.waveforms,
                               strict=True) if audio.is_silent(w)]
   if longer:

@@ -7,7 +7,9 @@
   string accuracy and digit error rate (edit distance / length), the mean
   over `reading_trials` draws of the canvas's images;
 - localisation: the fraction of image digits whose best-matching speech step
-  falls inside that digit's spoken word.
+  (over the whole matchmap) falls inside that digit's spoken word;
+  `localisation_aligned` counts the same among the steps the best ordered
+  alignment gives the digit (`matchmap.ordered_path`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class EvalSettings:
   test_lengths: tuple[int, ...] = (2, 3, 4, 5, 6, 7)
   test_strings: int = 1000
   reading_trials: int = 5
-  min_read_steps: int = 2
+  min_read_steps: int = 3
   pooling: str = "ordered"
 
 
@@ -148,11 +150,16 @@ def evaluate_length(model: StringModel, params: Any,
                     "digit_error_rate": float(np.mean(errors))}
 
   if arrays.word_steps is not None:
-    hits = [matchmap.localised(np.einsum("td,wd->tw", speech[i], images[i]),
-                               arrays.box_steps[i], arrays.word_steps[i],
-                               speech_mask[i])
-            for i in range(len(strings))]
+    hits, aligned = [], []
+    for i in range(len(strings)):
+      maps = np.einsum("td,wd->tw", speech[i], images[i])
+      hits.append(matchmap.localised(maps, arrays.box_steps[i],
+                                     arrays.word_steps[i], speech_mask[i]))
+      path = matchmap.ordered_path(maps, speech_mask[i], image_mask[i])
+      aligned.append(matchmap.localised_on_path(
+          maps, path, arrays.box_steps[i], arrays.word_steps[i]))
     out["localisation"] = float(np.mean(np.concatenate(hits)))
+    out["localisation_aligned"] = float(np.mean(np.concatenate(aligned)))
   out["examples"] = [
       {"matchmap": np.round(np.einsum("td,wd->tw", speech[i], images[i])[
           speech_mask[i]][:, image_mask[i]], 3).tolist(),

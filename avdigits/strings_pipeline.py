@@ -196,7 +196,7 @@ def run_all(cfg: ml_collections.ConfigDict, data_dir: pathlib.Path | None,
   summary of the first split."""
   validate(cfg)
   devices.set_precision(cfg.get("matmul_precision", "highest"))
-  corpora = prepare.load_corpora(cfg, data_dir)
+  corpora = prepare.load_corpora(cfg, data_dir, fixed_window=False)
   specs = prepare.speech_split_names(cfg, corpora)
   by_split, summary = {}, None
   for spec in specs:
@@ -221,7 +221,7 @@ def evaluate_workdir(cfg: ml_collections.ConfigDict, trained: dict[str, Any],
   """Every trained (split, seed) model of a strings workdir evaluated on
   `data_dir`'s strings (`split` "all": built from all its utterances and
   images, with the same seeds)."""
-  corpora = prepare.load_corpora(cfg, data_dir)
+  corpora = prepare.load_corpora(cfg, data_dir, fixed_window=False)
   data = string_data(cfg, corpora, split if split == "all" else None,
                      data_dir)
   held_out = trained["data"]["speakers"].get("held_out_in_turn")

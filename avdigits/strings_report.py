@@ -17,7 +17,7 @@ import numpy as np
 from avdigits.report import mean_ci, pct
 from avdigits.workdir import write_json_atomic
 
-FIGURES = ("recall", "reading", "localisation")
+FIGURES = ("recall", "reading", "localisation", "localisation_aligned")
 
 
 def _figures(run_strings: dict[str, Any]) -> dict[str, Any]:
@@ -69,14 +69,16 @@ def _row(length: str, entry: dict[str, Any]) -> str:
                 entry["ci95"]["reading"]["string_accuracy"]),
             pct(entry["reading"]["digit_error_rate"],
                 entry["ci95"]["reading"]["digit_error_rate"])]
-  cells.append(pct(entry["localisation"], entry["ci95"]["localisation"])
-               if "localisation" in entry else "-")
+  for key in ("localisation", "localisation_aligned"):
+    cells.append(pct(entry[key], entry["ci95"][key]) if key in entry
+                 else "-")
   return f"| {length} | " + " | ".join(cells) + " |"
 
 
 HEADER = ["| Length | speech→image R@1 | R@10 | image→speech R@1 | R@10 | "
-          "reading (string) | digit error rate | localisation |",
-          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+          "reading (string) | digit error rate | localisation | "
+          "localisation (aligned) |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 
 
 def markdown(report: dict[str, Any], command: str) -> str:

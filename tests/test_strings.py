@@ -246,8 +246,12 @@ def _loop_scores(speech, speech_mask, images, image_mask, pooling):
       misa = sum(max(m[t, w] for w in ws) for t in ts) / len(ts)
       sima = sum(max(m[t, w] for t in ts) for w in ws) / len(ws)
       sisa = sum(m.values()) / len(m)
+      # Every left-to-right choice of one column per step.
+      ordered = max(sum(m[t, w] for t, w in zip(ts, path, strict=True))
+                    for path in itertools.combinations_with_replacement(
+                        ws, len(ts))) / len(ts)
       row.append({"misa": misa, "sima": sima, "both": (misa + sima) / 2,
-                  "sisa": sisa}[pooling])
+                  "sisa": sisa, "ordered": ordered}[pooling])
     out.append(jnp.stack(row))
   return jnp.stack(out)
 
@@ -315,6 +319,17 @@ def test_contrastive_loss_and_gradients_equal_a_loop():
       speech, images), jax.grad(loss(_loop_loss), (0, 1))(speech, images),
                   strict=True):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+
+
+def test_ordered_pooling_tells_a_string_from_its_reversal():
+  one_hot = np.eye(3, dtype=np.float32)
+  speech = one_hot[[0, 0, 2, 1, 1]][None]          # says 0, (pause), 1
+  images = np.stack([one_hot[[0, 2, 1]], one_hot[[1, 2, 0]]])  # 01 and 10
+  masks = np.ones((1, 5), bool), np.ones((2, 3), bool)
+  ordered = matchmap.scores(speech, masks[0], images, masks[1], "ordered")
+  misa = matchmap.scores(speech, masks[0], images, masks[1], "misa")
+  np.testing.assert_allclose(ordered, [[1.0, 0.4]])  # two of five steps
+  np.testing.assert_allclose(misa, [[1.0, 1.0]])
 
 
 def test_same_strings_marks_equal_digit_strings():
@@ -397,6 +412,44 @@ def test_localised_on_a_hand_made_matchmap():
   maps[6, 3] = 1.5
   np.testing.assert_array_equal(
       matchmap.localised(maps, boxes, words, mask), [True, True])
+
+
+def test_ordered_path_is_the_best_left_to_right_alignment():
+  rng = np.random.default_rng(0)
+  for _ in range(100):
+    t, w = rng.integers(1, 6), rng.integers(1, 5)
+    maps = rng.normal(size=(t, w))
+    speech_mask = rng.random(t) < 0.8
+    image_mask = np.arange(w) < rng.integers(1, w + 1)
+    if not speech_mask.any():
+      continue
+    path = matchmap.ordered_path(maps, speech_mask, image_mask)
+    steps, columns = np.flatnonzero(speech_mask), np.flatnonzero(image_mask)
+    best = max(sum(maps[s, c] for s, c in zip(steps, p, strict=True))
+               for p in itertools.combinations_with_replacement(
+                   columns, len(steps)))
+    assert (np.diff(path[steps]) >= 0).all()
+    assert (path[~speech_mask] == -1).all() and image_mask[path[steps]].all()
+    assert sum(maps[s, path[s]] for s in steps) == pytest.approx(best)
+    # The pooled score is that path's mean (speech steps dotted with one-hot
+    # columns give the matchmap back).
+    score = matchmap.scores(maps[None].astype(np.float32), speech_mask[None],
+                            np.eye(w, dtype=np.float32)[None],
+                            image_mask[None], "ordered")
+    assert float(score[0, 0]) == pytest.approx(best / len(steps), rel=1e-5)
+
+
+def test_localised_on_path():
+  maps = np.zeros((6, 4))
+  maps[1, 0], maps[4, 2] = 1.0, 1.0
+  path = np.array([0, 0, 1, 2, 2, -1])
+  boxes = np.array([[0, 1], [2, 3], [3, 4]])
+  words = np.array([[0, 2], [2, 4], [4, 6]])
+  # Digit 0 gets steps 0-1 (best 1: its word); digit 1 gets 3-4 (best 4:
+  # not its word); digit 2 gets none.
+  np.testing.assert_array_equal(
+      matchmap.localised_on_path(maps, path, boxes, words),
+      [True, False, False])
 
 
 # ------------------------------------------------------------ TIDIGITS
@@ -503,7 +556,7 @@ def test_every_fsdd_speaker_can_speak_strings(real_data_dir):
   from avdigits.data import sources, splits
   speech = sources.load_speech("fsdd", real_data_dir, seed=0,
                                sample_rate=RATE, synthetic_per_class=0)
-  _, test = splits.speech_split(speech, mode="upstream", held_out=None,
+  _, test = splits.speech_split(speech, mode="upstream", held_out=(),
                                 test_fraction=0.2, seed=0)
   images = _images()
   pools = S.Pools.build(speech, test, images, np.arange(len(images)),

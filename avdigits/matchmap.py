@@ -13,6 +13,9 @@ Pooling, for a matchmap M [T, W] with masks (Harwath et al. 2018):
     run left to right (never back): the best monotonic alignment of speech
     to image, by dynamic programming. The others cannot tell "12" from
     "21"; this one can.
+  "ordered_both": the average of "ordered" and its image-side twin (each
+    image column matched to a speech step, left to right, averaged over
+    columns), so neither side's length or silences weigh alone.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 from avdigits import losses
 from avdigits.errors import ConfigError
 
-POOLINGS = ("ordered", "misa", "sima", "both", "sisa")
+POOLINGS = ("ordered", "ordered_both", "misa", "sima", "both", "sisa")
 _FAR = -1e4  # a masked column's score: below any path through real ones
 
 
@@ -57,6 +60,10 @@ def pool(maps: jax.Array, speech_mask: jax.Array, image_mask: jax.Array,
   check_pooling(pooling)
   if pooling == "ordered":
     return _ordered(maps, speech_mask, image_mask)
+  if pooling == "ordered_both":
+    image_side = _ordered(jnp.swapaxes(maps, 0, 1).swapaxes(2, 3),
+                          image_mask, speech_mask).T
+    return 0.5 * (_ordered(maps, speech_mask, image_mask) + image_side)
   s = speech_mask[:, None, :, None]
   i = image_mask[None, :, None, :]
   if pooling == "sisa":

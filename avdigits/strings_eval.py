@@ -37,7 +37,7 @@ class EvalSettings:
   test_strings: int = 1000
   reading_trials: int = 5
   min_read_steps: int = 3
-  pooling: str = "ordered"
+  pooling: str = "ordered_both"
 
 
 def test_strings(pools: strings_data.Pools, length: int, count: int,

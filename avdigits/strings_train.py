@@ -26,13 +26,13 @@ from avdigits.workdir import Stage
 class StringSchedule:
   """How the string model trains (a config's `strings` section)."""
   batch_size: int = 32
-  steps: int = 2500
+  steps: int = 3500
   steps_per_chunk: int = 250
   optimizer: str = "adam"
   learning_rate: float = 2e-3
   lr_schedule: str = "cosine"
   train_lengths: tuple[int, ...] = (1, 2, 3, 4)
-  pooling: str = "ordered"
+  pooling: str = "ordered_both"
   temperature: float = 0.1
   siblings: bool = True
 

@@ -250,8 +250,12 @@ def _loop_scores(speech, speech_mask, images, image_mask, pooling):
       ordered = max(sum(m[t, w] for t, w in zip(ts, path, strict=True))
                     for path in itertools.combinations_with_replacement(
                         ws, len(ts))) / len(ts)
+      image_side = max(sum(m[t, w] for t, w in zip(path, ws, strict=True))
+                       for path in itertools.combinations_with_replacement(
+                           ts, len(ws))) / len(ws)
       row.append({"misa": misa, "sima": sima, "both": (misa + sima) / 2,
-                  "sisa": sisa, "ordered": ordered}[pooling])
+                  "sisa": sisa, "ordered": ordered,
+                  "ordered_both": (ordered + image_side) / 2}[pooling])
     out.append(jnp.stack(row))
   return jnp.stack(out)
 

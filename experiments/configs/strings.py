@@ -8,9 +8,10 @@ sequence (one step per 40 ms, one per 4 columns); their matchmap, pooled
 along the best left-to-right alignments of speech steps to image columns
 and of columns to steps ("ordered_both"), scores a pair, and a symmetric
 InfoNCE loss over each batch of fresh training pairs (half of them a
-one-digit change of the other half) trains both from random initialisation. Training mixes lengths 1-4 (the
-single digits make the start easy); evaluation covers lengths 2-7 on 1,000
-fixed test strings each (`avdigits.strings_eval`).
+one-digit change of the other half) trains both from random
+initialisation. Training mixes lengths 1-4 (the single digits make the
+start easy); evaluation covers lengths 2-7 on 1,000 fixed test strings
+each (`avdigits.strings_eval`). About 11 minutes per seed on a 2-core CPU.
 
   python -m experiments.reproduce --workdir=/tmp/strings \
       --config=experiments/configs/strings.py --data_dir=DATA

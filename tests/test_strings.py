@@ -3,6 +3,8 @@ references, reading and localisation on hand-made matchmaps, the TIDIGITS
 connected-digit loader, config checks and an end-to-end run."""
 
 import itertools
+import json
+import types
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +24,7 @@ from avdigits.data import strings as S
 from avdigits.data.types import ImageSet, SpeechSet
 from avdigits.errors import ConfigError, DataError
 from experiments.configs import strings as strings_config
-from tests.conftest import requires_real_data
+from tests.conftest import entry_point, requires_real_data
 from tests.test_spoken import _sphere, _wav
 
 RATE = 8000
@@ -525,30 +527,51 @@ def tiny_config() -> ml_collections.ConfigDict:
   return cfg
 
 
-def test_end_to_end_on_synthetic_data_and_resume(tmp_path, monkeypatch):
-  cfg = tiny_config()
-  by_split, summary = strings_pipeline.run_all(cfg, None, tmp_path, [0],
-                                               show_progress=False)
-  (run,) = by_split["stratified"]
-  assert summary["synthetic"] and summary["task"] == "strings"
-  assert sorted(run["strings"]) == ["2", "3"]
-  for figures in run["strings"].values():
+def _set_flags(monkeypatch, command, **values):
+  for holder, value in values.items():
+    monkeypatch.setattr(command, holder, types.SimpleNamespace(value=value))
+
+
+def test_reproduce_and_evaluate_strings_end_to_end(tmp_path, monkeypatch):
+  monkeypatch.delenv("AVDIGITS_DATA_DIR", raising=False)
+  workdir = tmp_path / "run"
+  with entry_point("experiments.reproduce") as command:
+    _set_flags(monkeypatch, command, _CONFIG=tiny_config(), _SEEDS=None,
+               _WORKDIR=str(workdir), _DATA_DIR=None, _PROGRESS=False)
+    command.main(["reproduce"])
+    report = json.loads((workdir / "report.json").read_text())
+    # A rerun restores the finished stage and repeats every figure.
+    monkeypatch.setattr(strings_pipeline, "train_strings", _no_training)
+    command.main(["reproduce"])
+  again = json.loads((workdir / "report.json").read_text())
+  assert again["strings"] == report["strings"]
+  assert report["data"]["synthetic"] and report["seeds"] == [0]
+  assert sorted(report["strings"]) == ["2", "3"]
+  for entry in report["strings"].values():
     for direction in ("speech_to_image", "image_to_speech"):
-      assert set(figures["recall"][direction]) == {"R@1", "R@5", "R@10"}
-      values = list(figures["recall"][direction].values())
+      values = [entry["recall"][direction][k] for k in ("R@1", "R@5",
+                                                        "R@10")]
       assert all(0 <= v <= 1 for v in values) and values == sorted(values)
-    assert 0 <= figures["reading"]["string_accuracy"] <= 1
-    assert figures["reading"]["digit_error_rate"] >= 0
-    assert 0 <= figures["localisation"] <= 1
-  rows = run["train"]["history"]
-  assert [r["step"] for r in rows] == [3, 6]
-  assert all(np.isfinite(r["train_loss"]) for r in rows)
-  # A rerun restores the finished stage and repeats every figure.
-  monkeypatch.setattr(strings_pipeline, "train_strings", _no_training)
-  again, _ = strings_pipeline.run_all(cfg, None, tmp_path, [0],
-                                      show_progress=False)
-  assert again["stratified"][0]["strings"] == run["strings"]
-  assert again["stratified"][0]["train"] == run["train"]
+    assert 0 <= entry["reading"]["string_accuracy"] <= 1
+    assert entry["reading"]["digit_error_rate"] >= 0
+    assert 0 <= entry["localisation"] <= 1
+    assert 0 <= entry["localisation_aligned"] <= 1
+    assert entry["per_run"][0]["recall"] == entry["recall"]
+  assert [r["step"] for r in report["train"]["history"]] == [3, 6]
+  assert (workdir / "matchmaps.png").stat().st_size > 0
+  assert "| 2 |" in (workdir / "report.md").read_text()
+
+  output = tmp_path / "other.json"
+  with entry_point("experiments.evaluate") as command:
+    _set_flags(monkeypatch, command, _WORKDIR=str(workdir), _DATA_DIR=None,
+               _SPLIT="all", _OUTPUT=str(output), _IMAGES=None, _SPEECH=None)
+    command.main(["evaluate"])
+  other = json.loads(output.read_text())
+  counts = other["data"]["counts"]
+  assert counts["train_images"] == 0 and counts["train_utterances"] == 0
+  assert counts["test_utterances"] == 88
+  assert sorted(other["strings"]) == ["2", "3"]
+  assert other["trained_on"]["speech_split"] == "stratified"
 
 
 def _no_training(*args, **kwargs):

@@ -36,7 +36,7 @@ class EvalSettings:
   test_lengths: tuple[int, ...] = (2, 3, 4, 5, 6, 7)
   test_strings: int = 1000
   reading_trials: int = 5
-  min_read_steps: int = 3
+  min_read_steps: int = 5
   pooling: str = "ordered_both"
 
 

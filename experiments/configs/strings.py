@@ -11,7 +11,9 @@ InfoNCE loss over each batch of fresh training pairs (half of them a
 one-digit change of the other half) trains both from random
 initialisation. Training mixes lengths 1-4 (the single digits make the
 start easy); evaluation covers lengths 2-7 on 1,000 fixed test strings
-each (`avdigits.strings_eval`). About 11 minutes per seed on a 2-core CPU.
+each (`avdigits.strings_eval`). On a 2-core CPU a seed trains in about 10
+minutes; evaluating six lengths takes 6-11 more (4-digit strings alone:
+about 1).
 
   python -m experiments.reproduce --workdir=/tmp/strings \
       --config=experiments/configs/strings.py --data_dir=DATA

@@ -132,7 +132,7 @@ def evaluate_length(model: StringModel, params: Any,
   exact, errors = [], []
   for _ in range(settings.reading_trials):
     canvas, box_steps = reading_canvas(pools.images, pools, rng)
-    width = strings_features._round_up(canvas.shape[1],
+    width = strings_features.round_up(canvas.shape[1],
                                        strings_features.COLUMN_MULTIPLE)
     padded = np.zeros((1, canvas.shape[0], width), np.uint8)
     padded[0, :, :canvas.shape[1]] = canvas

@@ -48,7 +48,8 @@ class StringArrays:
     return len(self.speech)
 
 
-def _round_up(value: int, multiple: int) -> int:
+def round_up(value: int, multiple: int) -> int:
+  """`value` rounded up to a multiple of `multiple` (at least one)."""
   return max(multiple, -(-value // multiple) * multiple)
 
 
@@ -59,7 +60,7 @@ def speech_arrays(strings: Strings, feature_cfg, num_frames: int | None = None
   sr = strings.sample_rate
   totals = np.array([features.num_kaldi_frames(len(w), sr)
                      for w in strings.waveforms])
-  t = num_frames or _round_up(int(totals.max()), FRAME_MULTIPLE)
+  t = num_frames or round_up(int(totals.max()), FRAME_MULTIPLE)
   feats = features.log_mel(
       strings.waveforms, sr, backend=feature_cfg.get("backend", "jax"),
       num_bins=feature_cfg.num_bins, num_frames=t, cmn=feature_cfg.cmn,
@@ -76,7 +77,7 @@ def image_arrays(strings: Strings, width: int | None = None
   """(images [N, 28, W] scaled, mask [N, W]), W = `width` or the widest
   rounded up; each number starts at column 0."""
   widths = np.array([im.shape[1] for im in strings.images])
-  w = width or _round_up(int(widths.max()), COLUMN_MULTIPLE)
+  w = width or round_up(int(widths.max()), COLUMN_MULTIPLE)
   canvas = np.zeros((len(widths), HEIGHT, w), np.uint8)
   for i, image in enumerate(strings.images):
     canvas[i, :, :min(image.shape[1], w)] = image[:, :w]

@@ -42,6 +42,27 @@ def make_predict_fn(model: nn.Module, method: str | None = None,
   return predict
 
 
+def test_outputs(cfg: ml_collections.ConfigDict, data: Any, image_params,
+                 speech_params, align_params,
+                 model_classes: int | None = None) -> dict[str, np.ndarray]:
+  """The trained models' float32 outputs on the test data of `data`.
+
+  Returns `image_logits`, `speech_logits` and `scores` (test image x test
+  utterance), exactly as `evaluate_models` scores them.
+  """
+  model_classes = model_classes or data.num_speech_classes
+  inet = nets.image_net(cfg.image)
+  snet = nets.speech_net(cfg.speech, model_classes, cfg.align.speech_hidden)
+  w = make_predict_fn(inet, method="embed")(image_params, data.test_images)
+  v = make_predict_fn(snet, method="embed")(speech_params, data.test_speech)
+  return {
+      "image_logits": make_predict_fn(inet)(image_params, data.test_images),
+      "speech_logits": make_predict_fn(snet)(speech_params, data.test_speech),
+      "scores": np.asarray(nets.aligner(cfg.align).apply(
+          {"params": align_params}, w, v, method="score_matrix")),
+  }
+
+
 def evaluate_models(cfg: ml_collections.ConfigDict, data: Any, image_params,
                     speech_params, align_params, *, seed: int,
                     model_classes: int | None = None) -> dict[str, Any]:
@@ -53,21 +74,15 @@ def evaluate_models(cfg: ml_collections.ConfigDict, data: Any, image_params,
       the data's). Its accuracy counts only utterances of those classes.
   """
   model_classes = model_classes or data.num_speech_classes
-  inet = nets.image_net(cfg.image)
-  snet = nets.speech_net(cfg.speech, model_classes, cfg.align.speech_hidden)
-  image_logits = make_predict_fn(inet)(image_params, data.test_images)
-  speech_logits = make_predict_fn(snet)(speech_params, data.test_speech)
-  w = make_predict_fn(inet, method="embed")(image_params, data.test_images)
-  v = make_predict_fn(snet, method="embed")(speech_params, data.test_speech)
-  scores = np.asarray(nets.aligner(cfg.align).apply(
-      {"params": align_params}, w, v, method="score_matrix"))
+  outputs = test_outputs(cfg, data, image_params, speech_params, align_params,
+                         model_classes)
   out = evaluate.evaluate_scores(
-      scores, data.test_image_labels, data.test_speech_labels,
+      outputs["scores"], data.test_image_labels, data.test_speech_labels,
       data.num_speech_classes, trials=cfg.eval.trials, seed=seed)
   out["image_test_accuracy"] = float(
-      (image_logits.argmax(-1) == data.test_image_labels).mean())
+      (outputs["image_logits"].argmax(-1) == data.test_image_labels).mean())
   known = data.test_speech_labels < model_classes
   out["speech_test_accuracy"] = float(
-      (speech_logits.argmax(-1)[known] == data.test_speech_labels[known])
-      .mean())
+      (outputs["speech_logits"].argmax(-1)[known]
+       == data.test_speech_labels[known]).mean())
   return out

@@ -4,8 +4,8 @@ import setuptools
 
 # Lower bounds are the versions this code was developed and tested against.
 INSTALL_REQUIRES = [
-    "jax>=0.10.2",                     # arrays, jit, vmap, lax.scan
-    "flax>=0.12.8",                    # the convnets and the aligner (linen)
+    "jax>=0.12",                       # arrays, jit, vmap, lax.scan
+    "flax>=0.12.12",                   # the convnets and the aligner (linen)
     "optax>=0.2.8",                    # optimisers and schedules
     "numpy>=2.0",
     "scipy>=1.13",                     # resample_poly, wavfile, t-intervals
@@ -50,7 +50,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["avdigits", "avdigits.*",
                                                "experiments",
                                                "experiments.*"]),
-    python_requires=">=3.10",
+    python_requires=">=3.12",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
 )

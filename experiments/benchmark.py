@@ -28,13 +28,19 @@ import numpy as np
 import optax
 from absl import flags
 
-from avdigits import align, devices, features, losses, models
+from avdigits import features, losses
 from avdigits.data import sources
 from avdigits.data.synthetic import synthetic_speech
 from avdigits.errors import ConfigError
-from avdigits.optim import make_optimizer
-from avdigits.train import _init_state, batch_indices, make_step_fn
-from avdigits.workdir import read_json, write_json_atomic
+from avdigits.models import convnets
+from avdigits.training import align, devices
+from avdigits.training.classifier import (
+  _init_state,
+  batch_indices,
+  make_step_fn,
+)
+from avdigits.training.optim import make_optimizer
+from avdigits.training.workdir import read_json, write_json_atomic
 from experiments import cli
 
 _OUTPUT = flags.DEFINE_string("output", None, "JSON file for the figures.")
@@ -158,7 +164,7 @@ def bench_align(iterations: int, repeats: int, hidden: int = 1024) -> dict:
   digits = rng.integers(0, 10, 6400).astype(np.int32)
   classes = np.arange(2250, dtype=np.int32) % 11
   schedule = align.AlignSchedule(steps=iterations, steps_per_chunk=iterations)
-  model = models.Aligner(embed_dim=schedule.embed_dim,
+  model = convnets.Aligner(embed_dim=schedule.embed_dim,
                          init_std=schedule.init_std)
   tx = make_optimizer("sgd", schedule.learning_rate, iterations)
   params = model.init(jax.random.key(0), w[:1], v[None, :11])["params"]
@@ -223,8 +229,8 @@ def main(argv: list[str]) -> None:
   }
   detail = {}
   for key, model, shape, classes in (
-      ("image_train_images_per_s", models.ImageNet(), (28, 28), 10),
-      ("speech_train_utterances_per_s", models.SpeechNet(hidden=1024),
+      ("image_train_images_per_s", convnets.ImageNet(), (28, 28), 10),
+      ("speech_train_utterances_per_s", convnets.SpeechNet(hidden=1024),
        (100, 23), 11)):
     detail[key] = {str(b): bench_classifier(model, shape, classes, b,
                                             _STEPS.value, repeats)
@@ -232,7 +238,7 @@ def main(argv: list[str]) -> None:
     result[key] = {b: d["median"] for b, d in detail[key].items()}
     print(key, {b: round(v) for b, v in result[key].items()}, flush=True)
   key = f"data_parallel_images_per_s_{jax.device_count()}_devices"
-  detail[key] = {str(b): bench_classifier(models.ImageNet(), (28, 28), 10,
+  detail[key] = {str(b): bench_classifier(convnets.ImageNet(), (28, 28), 10,
                                           b, _STEPS.value, repeats,
                                           data_parallel=True)
                  for b in batch_sizes if b % jax.device_count() == 0}
@@ -242,9 +248,9 @@ def main(argv: list[str]) -> None:
     key = f"seed_vmap{_VMAP_SEEDS.value}_examples_per_s"
     detail[key] = {}
     for name, model, shape, classes in (
-        ("image", models.ImageNet(), (28, 28), 10),
-        ("image_study", models.ImageNet(widths=(16, 32)), (28, 28), 10),
-        ("speech_study", models.SpeechNet(hidden=512, num_classes=10),
+        ("image", convnets.ImageNet(), (28, 28), 10),
+        ("image_study", convnets.ImageNet(widths=(16, 32)), (28, 28), 10),
+        ("speech_study", convnets.SpeechNet(hidden=512, num_classes=10),
          (100, 23), 10)):
       detail[key][name] = bench_seed_vmap(model, shape, classes,
                                           _VMAP_SEEDS.value, 64,

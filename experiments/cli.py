@@ -15,8 +15,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import experiments
-from avdigits import devices
 from avdigits.errors import AvdigitsError, ConfigError
+from avdigits.training import devices
 from experiments import quiet, supervise
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"

@@ -15,12 +15,13 @@ import sys
 
 from absl import flags
 
-from avdigits import draws, prepare, two_stage, validation
-from avdigits import workdir as workdir_lock
-from avdigits.align import INITS
 from avdigits.data import sources
+from avdigits.digits import draws, two_stage, validation
 from avdigits.errors import ConfigError
-from avdigits.workdir import write_json_atomic
+from avdigits.inputs import prepare
+from avdigits.training import workdir as workdir_lock
+from avdigits.training.align import INITS
+from avdigits.training.workdir import write_json_atomic
 from experiments import cli
 
 _WORKDIR, _DATA_DIR = cli.define_run_flags(

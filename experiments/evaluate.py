@@ -15,17 +15,14 @@ import time
 import ml_collections
 from absl import flags
 
-from avdigits import (
-  predict,
-  prepare,
-  report,
-  strings_pipeline,
-  strings_report,
-  two_stage,
-)
 from avdigits.data import sources
+from avdigits.digits import report, two_stage
 from avdigits.errors import ConfigError
-from avdigits.workdir import read_json, write_json_atomic
+from avdigits.inputs import prepare
+from avdigits.strings import pipeline as strings_pipeline
+from avdigits.strings import report as strings_report
+from avdigits.training import predict
+from avdigits.training.workdir import read_json, write_json_atomic
 from experiments import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A finished reproduce run.",

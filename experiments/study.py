@@ -21,11 +21,13 @@ import time
 
 from absl import flags, logging
 
-from avdigits import study, study_report, validation
-from avdigits import workdir as workdir_lock
 from avdigits.data import sources
 from avdigits.errors import ConfigError, DataError
-from avdigits.workdir import write_json_atomic
+from avdigits.study import pipeline as study
+from avdigits.study import report as study_report
+from avdigits.study import validation
+from avdigits.training import workdir as workdir_lock
+from avdigits.training.workdir import write_json_atomic
 from experiments import cli
 
 EXPERIMENTS = (

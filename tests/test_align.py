@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from avdigits import align, models
 from avdigits.errors import ConfigError, DataError
-from avdigits.optim import make_optimizer
+from avdigits.models import convnets
+from avdigits.training import align
+from avdigits.training.optim import make_optimizer
 
 
 def _problem(seed=0, classes=11):
@@ -50,7 +51,7 @@ def test_fast_sgd_matches_plain_sgd(clamp):
   schedule = align.AlignSchedule(steps=iterations, steps_per_chunk=iterations,
                                  clamp=clamp, learning_rate=1e-4,
                                  init_std=0.05)
-  model = models.Aligner(embed_dim=schedule.embed_dim,
+  model = convnets.Aligner(embed_dim=schedule.embed_dim,
                          init_std=schedule.init_std)
   tx = make_optimizer("sgd", schedule.learning_rate, iterations)
   params = model.init(jax.random.key(0), w[:1], v[None, :11])["params"]

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from avdigits import augment
 from avdigits.errors import ConfigError
+from avdigits.inputs import augment
 
 
 def test_none_is_identity():

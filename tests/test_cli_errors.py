@@ -15,18 +15,19 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from avdigits import models, two_stage, validation
-from avdigits.checkpoint import Checkpointer
 from avdigits.data import sources
+from avdigits.digits import two_stage, validation
 from avdigits.errors import AvdigitsError, TrainingError
-from avdigits.optim import make_optimizer
-from avdigits.train import (
+from avdigits.models import convnets
+from avdigits.training.checkpoint import Checkpointer
+from avdigits.training.classifier import (
   ClassifierSchedule,
   _init_state,
   batch_indices,
   train_classifier,
 )
-from avdigits.workdir import Stage
+from avdigits.training.optim import make_optimizer
+from avdigits.training.workdir import Stage
 from experiments import cli
 from tests.conftest import finished_steps, run_reproduce
 
@@ -133,7 +134,7 @@ def _train(tmp_path, x, y):
   schedule = ClassifierSchedule(batch_size=BATCH, steps=4 * CHUNK,
                                 steps_per_chunk=CHUNK, optimizer="sgd",
                                 learning_rate=0.01)
-  train_classifier(models.ImageNet(widths=(4, 8), hidden=16), x, y, x,
+  train_classifier(convnets.ImageNet(widths=(4, 8), hidden=16), x, y, x,
                    np.minimum(y, 9), schedule, seed=SEED, stage=stage,
                    flag="image", show_progress=False)
   return stage
@@ -161,7 +162,7 @@ def test_non_finite_loss_names_stage_and_step_and_keeps_checkpoint(tmp_path):
       f"--config.image.learning_rate")
   # Kept, and good: the first chunk's state, every parameter finite.
   assert finished_steps(ckpt) == [CHUNK]
-  model = models.ImageNet(widths=(4, 8), hidden=16)
+  model = convnets.ImageNet(widths=(4, 8), hidden=16)
   template = _init_state(model, make_optimizer("sgd", 0.01, 4 * CHUNK), x,
                          SEED)
   step, state = Checkpointer(ckpt).restore_latest(template)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from avdigits import corrupt
 from avdigits.errors import ConfigError
+from avdigits.inputs import corrupt
 
 
 def _images(n=6):

@@ -5,9 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from avdigits import joint, losses, models
+from avdigits import losses
 from avdigits.errors import ConfigError
-from avdigits.workdir import Stage
+from avdigits.models import convnets
+from avdigits.training import joint
+from avdigits.training.workdir import Stage
 
 
 def test_group_positives_for_ten_and_eleven_classes():
@@ -112,23 +114,23 @@ def test_sample_groups_draws_one_of_each_class():
 
 def _model(image=True, speech=True):
   return joint.JointModel(
-      aligner=models.Aligner(embed_dim=8),
-      image_net=models.ImageNet(widths=(4, 8), hidden=16) if image else None,
-      speech_net=models.SpeechNet(hidden=16, num_classes=10, features=8)
+      aligner=convnets.Aligner(embed_dim=8),
+      image_net=convnets.ImageNet(widths=(4, 8), hidden=16) if image else None,
+      speech_net=convnets.SpeechNet(hidden=16, num_classes=10, features=8)
       if speech else None)
 
 
 def test_init_params_copies_pretrained_and_checks_shapes():
   images = np.zeros((2, 28, 28), np.float32)
   speech = np.zeros((2, 20, 23), np.float32)
-  classifier = models.ImageNet(widths=(4, 8), hidden=16)
+  classifier = convnets.ImageNet(widths=(4, 8), hidden=16)
   pretrained = classifier.init(jax.random.key(5), images)["params"]
   params = joint.init_params(_model(), images, speech, 0,
                              {"image_net": pretrained})
   assert "logits" not in params["image_net"]
   np.testing.assert_array_equal(params["image_net"]["conv1"]["kernel"],
                                 pretrained["conv1"]["kernel"])
-  wider = models.ImageNet(widths=(8, 8), hidden=16).init(
+  wider = convnets.ImageNet(widths=(8, 8), hidden=16).init(
       jax.random.key(0), images)["params"]
   with pytest.raises(ConfigError, match="shapes"):
     joint.init_params(_model(), images, speech, 0, {"image_net": wider})

@@ -11,9 +11,11 @@ import pytest
 from scipy import stats
 from scipy.io import wavfile
 
-from avdigits import predict, prepare, report, stages, two_stage
 from avdigits.data import voices
+from avdigits.digits import report, two_stage
 from avdigits.errors import ConfigError
+from avdigits.inputs import prepare
+from avdigits.training import predict, stages
 from experiments.configs import quick
 from tests.conftest import snapshot
 

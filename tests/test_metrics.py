@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from absl import logging
 
-from avdigits import loop, metrics
 from avdigits.errors import TrainingError
-from avdigits.workdir import Stage
+from avdigits.training import loop, metrics
+from avdigits.training.workdir import Stage
 
 
 def test_jsonl_writer_appends_rows_and_rewrites(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for avdigits.models: shapes, parameters, and reference forms."""
+"""avdigits.models.convnets: shapes, parameters, and reference forms."""
 
 import flax.linen as nn
 import jax
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from avdigits import models
 from avdigits.errors import ConfigError, DataError
+from avdigits.models import convnets
 
 
 def _count(variables):
@@ -46,7 +46,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def image_variables(images):
-  return _random_params(models.ImageNet(), 2, images)
+  return _random_params(convnets.ImageNet(), 2, images)
 
 
 def _image_reference(params, x):
@@ -63,7 +63,7 @@ def _image_reference(params, x):
 
 
 def test_image_net_shapes_and_params(images, image_variables):
-  model = models.ImageNet()
+  model = convnets.ImageNet()
   variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), images)
   shapes = jax.tree.map(jnp.shape, variables["params"])
   assert shapes["conv1"] == {"kernel": (5, 5, 1, 32), "bias": (32,)}
@@ -84,7 +84,7 @@ def test_image_net_shapes_and_params(images, image_variables):
 
 
 def test_image_net_matches_textbook_order(images, image_variables):
-  logits = models.ImageNet().apply(image_variables, images)
+  logits = convnets.ImageNet().apply(image_variables, images)
   expected = _image_reference(image_variables["params"], images)
   assert _max_rel_err(logits, expected) < 1e-5
 
@@ -93,12 +93,12 @@ def test_image_net_conv_impls_agree(images, image_variables):
   labels = jnp.array([1, 5, 9])
 
   def loss(params, impl):
-    logits = models.ImageNet(conv_impl=impl).apply(params, images)
+    logits = convnets.ImageNet(conv_impl=impl).apply(params, images)
     return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(3), labels])
 
   results = {}
-  for impl in models.CONV_IMPLS:
-    model = models.ImageNet(conv_impl=impl)
+  for impl in convnets.CONV_IMPLS:
+    model = convnets.ImageNet(conv_impl=impl)
     init = jax.eval_shape(model.init, jax.random.PRNGKey(0), images)
     assert (jax.tree.map(jnp.shape, init)
             == jax.tree.map(jnp.shape, image_variables))
@@ -113,9 +113,9 @@ def test_image_net_conv_impls_agree(images, image_variables):
 
 def test_image_net_rejects_bad_input_and_impl(images, image_variables):
   with pytest.raises(DataError, match="ImageNet input x"):
-    models.ImageNet().apply(image_variables, images[:, :27])
+    convnets.ImageNet().apply(image_variables, images[:, :27])
   with pytest.raises(ConfigError, match="conv_impl"):
-    models.ImageNet(conv_impl="cudnn").init(jax.random.PRNGKey(0), images)
+    convnets.ImageNet(conv_impl="cudnn").init(jax.random.PRNGKey(0), images)
 
 
 def _speech_reference(params, x):
@@ -137,7 +137,7 @@ def _speech_reference(params, x):
 
 def test_speech_net_shapes_and_params():
   x = jnp.zeros((2, 100, 23))
-  model = models.SpeechNet()
+  model = convnets.SpeechNet()
   variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
   shapes = jax.tree.map(jnp.shape, variables["params"])
   assert shapes["conv"]["kernel"] == (5, 23, 64)
@@ -155,7 +155,7 @@ def test_speech_net_shapes_and_params():
 
 def test_speech_net_matches_documented_mapping():
   x = jax.random.normal(jax.random.PRNGKey(3), (2, 100, 23))
-  model = models.SpeechNet(hidden=32, num_classes=10)
+  model = convnets.SpeechNet(hidden=32, num_classes=10)
   variables = _random_params(model, 4, x)
 
   @jax.jit
@@ -177,7 +177,7 @@ def aligner_case():
   key_w, key_v = jax.random.split(jax.random.PRNGKey(5))
   w = jax.nn.relu(jax.random.normal(key_w, (4, 512)))
   v = jax.nn.relu(jax.random.normal(key_v, (4, 6, 40)))
-  model = models.Aligner(embed_dim=32, init_std=0.05)
+  model = convnets.Aligner(embed_dim=32, init_std=0.05)
   # Random biases too, so that the tests see them.
   return model, _random_params(model, 6, w, v), w, v
 
@@ -191,7 +191,7 @@ def _naive_scores(params, w, v, clamp):
 
 def test_aligner_params_and_init():
   w, v = jnp.ones((2, 512)), jnp.ones((2, 11, 1024))
-  variables = jax.jit(models.Aligner().init)(jax.random.PRNGKey(0), w, v)
+  variables = jax.jit(convnets.Aligner().init)(jax.random.PRNGKey(0), w, v)
   params = variables["params"]
   assert jax.tree.map(jnp.shape, params) == {
       "image_map": {"kernel": (512, 512), "bias": (512,)},

@@ -1,7 +1,7 @@
 """The offline config (no data directory, no network) trains models that
 work: the README's offline command."""
 
-from avdigits import two_stage, validation
+from avdigits.digits import two_stage, validation
 from experiments.configs import offline
 
 

@@ -12,21 +12,15 @@ import numpy as np
 import optax
 import pytest
 
-from avdigits import (
-  align,
-  draws,
-  models,
-  nets,
-  prepare,
-  report,
-  two_stage,
-  validation,
-)
 from avdigits.data import sources
 from avdigits.data.synthetic import synthetic_speech
+from avdigits.digits import draws, report, two_stage, validation
 from avdigits.errors import ConfigError, DataError
-from avdigits.optim import epoch_staircase, make_optimizer
-from avdigits.train import ClassifierSchedule, dense_mask
+from avdigits.inputs import prepare
+from avdigits.models import convnets, nets
+from avdigits.training import align
+from avdigits.training.classifier import ClassifierSchedule, dense_mask
+from avdigits.training.optim import epoch_staircase, make_optimizer
 from experiments.configs import default, paper
 from tests.test_audio import riff_bytes
 
@@ -110,7 +104,7 @@ def test_dead_level_counts_the_negatives():
 
 
 def test_cost_per_iteration_and_per_block_agree(tmp_path):
-  from avdigits.workdir import Stage
+  from avdigits.training.workdir import Stage
   w, digits, v, labels = _acts(classes=10)
   schedule = dataclasses.replace(_schedule("gaussian_mirrored"),
                                  learning_rate=1e-2)
@@ -136,7 +130,7 @@ def test_cost_per_iteration_and_per_block_agree(tmp_path):
 
 def test_clamped_dead_start_stays_at_the_dead_level(tmp_path):
   """A start with every score <= 0 gets no gradient under the clamp."""
-  from avdigits.workdir import Stage
+  from avdigits.training.workdir import Stage
   w, digits, v, labels = _acts(classes=10)
   schedule = dataclasses.replace(_schedule("zero_bias"), learning_rate=1e-2)
   _, info = align.initial_params(schedule, w, digits, v, labels, seed=0)
@@ -163,7 +157,7 @@ def test_epoch_staircase_is_tensorflows_exponential_decay():
 def test_momentum_with_l2_on_dense_layers_matches_tensorflow():
   """Two steps of MomentumOptimizer(lr, 0.9) on loss + 5e-4 * sum of
   l2_loss over the dense layers' weights and biases, by hand."""
-  net = models.ImageNet(widths=(2, 4), hidden=8)
+  net = convnets.ImageNet(widths=(2, 4), hidden=8)
   params = net.init(jax.random.key(0), jnp.zeros((1, 28, 28)))["params"]
   grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
   tx = make_optimizer("momentum", 0.01, 10, schedule="epoch_staircase",
@@ -204,7 +198,7 @@ def test_image_steps_are_epochs_times_examples_over_batch():
                                               4_116_747),
                                              ("time", 96 * 64, 7_360_779)])
 def test_speech_pool_readings(pool, flat, total):
-  net = models.SpeechNet(hidden=1024, num_classes=11, pool=pool)
+  net = convnets.SpeechNet(hidden=1024, num_classes=11, pool=pool)
   x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 100, 23)),
                   jnp.float32)
   params = net.init(jax.random.key(0), x)["params"]

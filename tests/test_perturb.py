@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avdigits import features, perturb
+from avdigits import features
 from avdigits.errors import ConfigError
+from avdigits.inputs import perturb
 
 RATE = 8000
 

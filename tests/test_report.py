@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from avdigits import report
+from avdigits import summary
+from avdigits.digits import report
 
 
 def test_mean_ci_is_the_t_interval_half_width():
   values = [0.8, 0.6, 0.9, 0.7]
-  out = report.mean_ci(values)
+  out = summary.mean_ci(values)
   assert out["values"] == values
   assert out["mean"] == pytest.approx(0.75)
   # By hand: sd = sqrt(0.05 / 3), t(0.975, 3) = 3.182446, n = 4.
@@ -22,7 +23,7 @@ def test_mean_ci_is_the_t_interval_half_width():
 
 
 def test_mean_ci_two_seeds_by_hand():
-  out = report.mean_ci([0.5, 0.7])
+  out = summary.mean_ci([0.5, 0.7])
   # sd = 0.1 * sqrt(2), t(0.975, 1) = 12.706205.
   assert out["mean"] == pytest.approx(0.6)
   assert out["ci95"] == pytest.approx(12.706205 * 0.1 * np.sqrt(2)
@@ -30,10 +31,10 @@ def test_mean_ci_two_seeds_by_hand():
 
 
 def test_one_seed_has_no_interval():
-  out = report.mean_ci([np.float32(0.25)])
+  out = summary.mean_ci([np.float32(0.25)])
   assert out == {"mean": 0.25, "ci95": 0.0, "values": [0.25]}
   assert type(out["values"][0]) is float      # JSON-ready
-  assert report.mean_ci([0.4, 0.4, 0.4])["ci95"] == pytest.approx(0, abs=1e-12)
+  assert summary.mean_ci([0.4, 0.4, 0.4])["ci95"] == pytest.approx(0, abs=1e-12)
 
 
 def _run(seed, annotation, retrieval, image, speech):
@@ -56,7 +57,7 @@ def test_aggregate_uses_the_same_statistics_per_task():
   assert out["seeds"] == [0, 1, 2]
   for task, values in (("annotation", [0.8, 0.6, 0.7]),
                        ("retrieval", [0.7, 0.5, 0.9])):
-    m = report.mean_ci(values)
+    m = summary.mean_ci(values)
     assert out[task]["accuracy"] == pytest.approx(np.mean(values))
     assert out[task]["accuracy_ci95"] == pytest.approx(
         stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3))
@@ -81,5 +82,5 @@ def test_aggregate_of_one_seed_has_zero_intervals():
   assert (out["retrieval"]["accuracy"],
           out["retrieval"]["accuracy_ci95"]) == (0.7, 0.0)
   assert out["image_classifier"]["test_accuracy_ci95"] == 0.0
-  assert report.pct(0.8, out["annotation"]["accuracy_ci95"]) == "80.00%"
-  assert report.pct(0.75, 0.0123) == "75.00% ± 1.23"
+  assert summary.pct(0.8, out["annotation"]["accuracy_ci95"]) == "80.00%"
+  assert summary.pct(0.75, 0.0123) == "75.00% ± 1.23"

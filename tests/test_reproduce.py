@@ -19,17 +19,13 @@ import ml_collections
 import numpy as np
 import pytest
 
-from avdigits import (
-  evaluate,
-  nets,
-  predict,
-  prepare,
-  report,
-  stages,
-  two_stage,
-)
+from avdigits import evaluate
 from avdigits.data.types import speech_class_to_digit
+from avdigits.digits import report, two_stage
 from avdigits.errors import ConfigError
+from avdigits.inputs import prepare
+from avdigits.models import nets
+from avdigits.training import predict, stages
 from tests.conftest import (
   entry_point,
   finished_steps,

@@ -14,11 +14,12 @@ import jax
 import numpy as np
 import pytest
 
-from avdigits import align, joint, models
-from avdigits.checkpoint import Checkpointer
-from avdigits.metrics import JsonlWriter
-from avdigits.train import ClassifierSchedule, train_classifier
-from avdigits.workdir import Stage
+from avdigits.models import convnets
+from avdigits.training import align, joint
+from avdigits.training.checkpoint import Checkpointer
+from avdigits.training.classifier import ClassifierSchedule, train_classifier
+from avdigits.training.metrics import JsonlWriter
+from avdigits.training.workdir import Stage
 from tests.conftest import finished_steps
 
 
@@ -100,7 +101,7 @@ def test_classifier_resumes_from_its_checkpoint(monkeypatch, tmp_path):
   schedule = ClassifierSchedule(batch_size=8, steps=12, steps_per_chunk=4,
                                 lr_schedule="cosine", augment="shift_mask",
                                 max_shift=3, mixup=0.4)
-  model = models.SpeechNet(hidden=16, num_classes=4, features=8,
+  model = convnets.SpeechNet(hidden=16, num_classes=4, features=8,
                            dropout=0.3)
 
   def train(stage):
@@ -165,9 +166,9 @@ def _joint_data(seed=0):
 def test_joint_training_resumes_from_its_checkpoint(monkeypatch, tmp_path):
   images, digits, speech, labels = _joint_data()
   model = joint.JointModel(
-      aligner=models.Aligner(embed_dim=8),
-      image_net=models.ImageNet(widths=(4, 8), hidden=16, dropout=0.2),
-      speech_net=models.SpeechNet(hidden=16, num_classes=10, features=8))
+      aligner=convnets.Aligner(embed_dim=8),
+      image_net=convnets.ImageNet(widths=(4, 8), hidden=16, dropout=0.2),
+      speech_net=convnets.SpeechNet(hidden=16, num_classes=10, features=8))
   # The default cosine rate (depends on the total) and augmentations drawn
   # from the step's key.
   schedule = joint.JointSchedule(steps=30, steps_per_chunk=10, groups=2,
@@ -187,8 +188,9 @@ def test_joint_training_resumes_from_its_checkpoint(monkeypatch, tmp_path):
 
 
 def test_string_training_resumes_from_its_checkpoint(monkeypatch, tmp_path):
-  from avdigits import strings_pipeline, strings_train
-  from avdigits.data import strings
+  from avdigits.strings import data as strings
+  from avdigits.strings import pipeline as strings_pipeline
+  from avdigits.strings import train as strings_train
   from tests import test_strings
   cfg = test_strings.tiny_config()
   speech, images = test_strings._speech(), test_strings._images()

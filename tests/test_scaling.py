@@ -13,9 +13,11 @@ import jax
 import numpy as np
 import pytest
 
-from avdigits import devices, models, stages, train
 from avdigits.errors import ConfigError
-from avdigits.workdir import Stage
+from avdigits.models import convnets
+from avdigits.training import classifier as train
+from avdigits.training import devices, stages
+from avdigits.training.workdir import Stage
 from tests.conftest import run_reproduce, subprocess_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -52,7 +54,7 @@ def test_scanned_chunks_match_python_driven_steps(tmp_path):
   runs = {}
   for scan in ("false", "true"):
     runs[scan] = train.train_classifier(
-        models.ImageNet(dropout=0.5), x, y, x[:64], y[:64], schedule,
+        convnets.ImageNet(dropout=0.5), x, y, x[:64], y[:64], schedule,
         seed=3, stage=Stage(tmp_path / scan, "s", {}), flag="image",
         show_progress=False, scan=scan)
   plain, scanned = runs["false"]["history"], runs["true"]["history"]
@@ -191,7 +193,7 @@ def test_vmapped_seeds_equal_each_seed_alone(tmp_path, monkeypatch):
                                       steps_per_chunk=2, augment="shift",
                                       max_shift=2, optimizer="sgd",
                                       learning_rate=0.05)
-  model = models.ImageNet(dropout=0.5)
+  model = convnets.ImageNet(dropout=0.5)
   alone = [train.train_classifier(
       model, x, y, x[:64], y[:64], schedule, seed=s,
       stage=Stage(tmp_path / "alone", f"seed_{s}", {}), flag="image",

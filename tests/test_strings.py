@@ -12,17 +12,14 @@ import ml_collections
 import numpy as np
 import pytest
 
-from avdigits import (
-  features,
-  matchmap,
-  strings_features,
-  strings_pipeline,
-  validation,
-)
+from avdigits import features, matchmap
 from avdigits.data import spoken
-from avdigits.data import strings as S
 from avdigits.data.types import ImageSet, SpeechSet
 from avdigits.errors import ConfigError, DataError
+from avdigits.strings import data as S
+from avdigits.strings import features as strings_features
+from avdigits.strings import pipeline as strings_pipeline
+from avdigits.strings import validation
 from experiments.configs import strings as strings_config
 from tests.conftest import entry_point, requires_real_data
 from tests.test_spoken import _sphere, _wav
@@ -602,7 +599,7 @@ def test_sibling_batches_differ_from_their_twins_in_one_digit():
 
 
 def test_connected_recordings_become_test_strings(tmp_path):
-  from avdigits import strings_eval
+  from avdigits.strings import evaluate as strings_eval
   for speaker, names in (("ae", ("O4Z3A.WAV", "12B.WAV", "77A.WAV")),
                          ("bf", ("9OA.WAV", "3A.WAV"))):
     for name in names:

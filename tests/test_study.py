@@ -11,10 +11,14 @@ import jax
 import numpy as np
 import pytest
 
-from avdigits import joint, nets, stages, study, study_report, validation
 from avdigits.data.types import SpeechSet
 from avdigits.errors import ConfigError
-from avdigits.predict import make_predict_fn
+from avdigits.models import nets
+from avdigits.study import pipeline as study
+from avdigits.study import report as study_report
+from avdigits.study import validation
+from avdigits.training import joint, stages
+from avdigits.training.predict import make_predict_fn
 from experiments.configs.study import base
 from tests.conftest import entry_point, snapshot, subprocess_env
 

@@ -6,16 +6,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from avdigits import models
 from avdigits.errors import ConfigError
-from avdigits.optim import make_optimizer
-from avdigits.train import (
+from avdigits.models import convnets
+from avdigits.training.classifier import (
   ClassifierSchedule,
   _init_state,
   make_predict_fn,
   make_step_fn,
   mix_batch,
 )
+from avdigits.training.optim import make_optimizer
 
 
 def test_mix_batch_is_a_convex_pairing():
@@ -35,7 +35,7 @@ def test_mix_batch_is_a_convex_pairing():
 
 
 def _step(mixup, seed=0):
-  net = models.SpeechNet(hidden=16, num_classes=4)
+  net = convnets.SpeechNet(hidden=16, num_classes=4)
   tx = make_optimizer("adam", 1e-3, 10)
   x = jnp.asarray(np.random.default_rng(0).normal(size=(8, 20, 23)),
                   jnp.float32)

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from avdigits import speech_data
 from avdigits.data import voices
 from avdigits.errors import ConfigError
+from avdigits.inputs import speech_data
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

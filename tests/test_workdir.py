@@ -7,10 +7,10 @@ import pathlib
 import numpy as np
 import pytest
 
-from avdigits.checkpoint import Checkpointer
 from avdigits.errors import ConfigError
-from avdigits.metrics import JsonlWriter
-from avdigits.workdir import Stage, write_json_atomic
+from avdigits.training.checkpoint import Checkpointer
+from avdigits.training.metrics import JsonlWriter
+from avdigits.training.workdir import Stage, write_json_atomic
 
 
 def test_write_json_atomic_leaves_no_temporaries(tmp_path):
@@ -77,7 +77,7 @@ def test_checkpointer_empty_returns_none(tmp_path):
 
 _HOLD = """
 import sys, time
-from avdigits import workdir
+from avdigits.training import workdir
 with workdir.exclusive(sys.argv[1]):
   print("held", flush=True)
   time.sleep(600)
@@ -89,7 +89,7 @@ def test_one_writer_per_workdir_and_a_killed_holder_frees_it(tmp_path):
   import subprocess
   import sys
 
-  from avdigits import workdir as workdir_lib
+  from avdigits.training import workdir as workdir_lib
   repo = pathlib.Path(__file__).resolve().parents[1]
   holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path)],
                             cwd=repo, stdout=subprocess.PIPE, text=True)

@@ -8,6 +8,7 @@ and deterministic given `seed`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -199,3 +200,11 @@ def _complement(n: int, test: np.ndarray) -> Split:
   is_test[test] = True
   return (np.flatnonzero(~is_test).astype(np.int64),
           np.flatnonzero(is_test).astype(np.int64))
+
+
+def held_out_in_turn(speech_split: str, specs: list[str]) -> dict[str, Any]:
+  """A data summary's split entries when each speaker of `specs`
+  ("loso:<speaker>", ...) is held out in turn."""
+  return {"speech_split": speech_split,
+          "speakers": {"held_out_in_turn": [spec.partition(":")[2]
+                                            for spec in specs]}}

@@ -107,7 +107,7 @@ def get_config() -> ml_collections.ConfigDict:
   # convnet's pool on the 1-wide map the 5x23 filter leaves), or over 3
   # frames x 4 maps ("time_channel"); see models.SpeechNet.
   c.speech.pool = "time"
-  # Training-set additions for unseen voices (avdigits/speech_data.py):
+  # Training-set additions for unseen voices (avdigits/inputs/speech_data.py):
   # speed-perturbed copies (e.g. (0.9, 1.1)), VTLP copies (mel filterbank
   # warped, e.g. (0.9, 1.1)), copies through random microphones and rooms,
   # eSpeak NG voices per class, or those voices alone.

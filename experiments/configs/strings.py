@@ -3,7 +3,7 @@ read it and find each digit's word, learned from pairs alone.
 
 Spoken strings are 2-7 utterances of one speaker joined with pauses of
 0-250 ms; number images are as many MNIST digits side by side
-(`avdigits.data.strings`). A speech encoder and an image encoder keep a
+(`avdigits.strings.data`). A speech encoder and an image encoder keep a
 sequence (one step per 40 ms, one per 4 columns); their matchmap, pooled
 along the best left-to-right alignments of speech steps to image columns
 and of columns to steps ("ordered_both"), scores a pair, and a symmetric
@@ -11,7 +11,7 @@ InfoNCE loss over each batch of fresh training pairs (half of them a
 one-digit change of the other half) trains both from random
 initialisation. Training mixes lengths 1-4 (the single digits make the
 start easy); evaluation covers lengths 2-7 on 1,000 fixed test strings
-each (`avdigits.strings_eval`). On a 2-core CPU a seed trains in about 10
+each (`avdigits.strings.evaluate`). On a 2-core CPU a seed trains in about 10
 minutes; evaluating six lengths takes 6-11 more (4-digit strings alone:
 about 1).
 

@@ -74,7 +74,7 @@ def get_config() -> ml_collections.ConfigDict:
   # random SNRs in [0, 20] dB) added to the speech training set.
   c.speech.noise_copies = 0
   c.speech.dropout = 0.0
-  # Training-set additions for unseen voices (avdigits/speech_data.py).
+  # Training-set additions for unseen voices (avdigits/inputs/speech_data.py).
   c.speech.speed_factors = ()
   c.speech.vtlp_factors = ()
   c.speech.channel_copies = 0

@@ -11,13 +11,14 @@ import flax.linen as nn
 import numpy as np
 from absl import logging
 
-from avdigits import loop, nets
-from avdigits.train import (
+from avdigits.models import nets
+from avdigits.training import loop
+from avdigits.training.classifier import (
   ClassifierSchedule,
   train_classifier,
   train_classifiers,
 )
-from avdigits.workdir import Stage
+from avdigits.training.workdir import Stage
 
 
 def _result(out: dict[str, Any]) -> dict[str, Any]:

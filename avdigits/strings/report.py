@@ -14,8 +14,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from avdigits.report import mean_ci, pct
-from avdigits.workdir import write_json_atomic
+from avdigits.summary import markdown_banner, mean_ci, pct
+from avdigits.training.workdir import write_json_atomic
 
 FIGURES = ("recall", "reading", "localisation", "localisation_aligned")
 
@@ -82,18 +82,9 @@ HEADER = ["| Length | speech→image R@1 | R@10 | image→speech R@1 | R@10 | "
 
 
 def markdown(report: dict[str, Any], command: str) -> str:
-  d = report["data"]
-  speakers = d["speakers"]
-  lines = ["# avdigits report: digit strings", "", f"Command: `{command}`",
-           ""]
-  if d.get("synthetic"):
-    lines += ["**SYNTHETIC DATA** (rendered fonts / eSpeak NG): these "
-              "numbers say nothing about real digits.", ""]
-  lines += [f"Data: images `{d['image_source']}` (split "
-            f"`{d['image_split']}`), speech `{d['speech_source']}` (split "
-            f"`{d['speech_split']}`); counts {d['counts']}; test speakers "
-            f"{speakers.get('test', speakers.get('held_out_in_turn'))}.",
-            f"Seeds: {report['seeds']}; {report['runs']} run(s) (mean ± 95% "
+  lines = markdown_banner("avdigits report: digit strings", command,
+                          report["data"])
+  lines += [f"Seeds: {report['seeds']}; {report['runs']} run(s) (mean ± 95% "
             f"CI half-width over runs). Test strings per length: "
             f"{report['config']['strings']['test_strings']} (chance R@1 "
             f"{pct(1 / report['config']['strings']['test_strings'])}).", ""]

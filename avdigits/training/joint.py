@@ -26,14 +26,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from avdigits import augment, devices, loop, losses, optim, settings
-from avdigits.align import class_index_table
+from avdigits import losses, settings
 from avdigits.data.types import speech_class_to_digit
 from avdigits.errors import ConfigError
-from avdigits.models import Aligner, ImageNet, SpeechNet
-from avdigits.optim import make_optimizer
-from avdigits.train import make_predict_fn
-from avdigits.workdir import Stage
+from avdigits.inputs import augment
+from avdigits.models.convnets import Aligner, ImageNet, SpeechNet
+from avdigits.training import devices, loop, optim
+from avdigits.training.align import class_index_table
+from avdigits.training.classifier import make_predict_fn
+from avdigits.training.optim import make_optimizer
+from avdigits.training.workdir import Stage
 
 JOINT_LOSSES = ("hinge", "symmetric_hinge", "info_nce")
 NUM_DIGITS = 10

@@ -1,6 +1,6 @@
 """Training the string model on pairs alone: each step draws fresh spoken
 strings and number images from the training utterances and images
-(`data.strings.training_batch`, a function of the seed and step), and one
+(`strings.data.training_batch`, a function of the seed and step), and one
 jitted Adam step lowers the symmetric contrastive loss of their matchmaps.
 The steps run in `loop.train_in_chunks`, so a stage resumes exactly.
 """
@@ -15,11 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from avdigits import loop, matchmap, optim, settings, strings_features
-from avdigits.data import strings as strings_data
+from avdigits import matchmap, settings
 from avdigits.errors import ConfigError
-from avdigits.sequence_models import StringModel, downsample_mask
-from avdigits.workdir import Stage
+from avdigits.models.sequence import StringModel, downsample_mask
+from avdigits.strings import data as strings_data
+from avdigits.strings import features as strings_features
+from avdigits.training import loop, optim
+from avdigits.training.workdir import Stage
 
 
 @dataclasses.dataclass(frozen=True)

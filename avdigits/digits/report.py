@@ -6,25 +6,14 @@ import pathlib
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from avdigits.data.types import SPEECH_CLASS_NAMES
-from avdigits.workdir import write_json_atomic
+from avdigits.summary import markdown_banner, mean_ci, pct
+from avdigits.training.workdir import write_json_atomic
 
 PAPER = {"image": 0.993, "speech_512": "0.893-0.896",
          "speech_1024": "0.947-0.953", "annotation": 0.885,
          "retrieval": 0.876}
-
-
-def mean_ci(values: list[float]) -> dict[str, Any]:
-  """Mean and the half-width of its 95% t-interval (0 for one value)."""
-  values = [float(v) for v in values]
-  n = len(values)
-  half = 0.0
-  if n > 1:
-    half = float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) /
-                 np.sqrt(n))
-  return {"mean": float(np.mean(values)), "ci95": half, "values": values}
 
 
 def _acc(values: list[float]) -> dict[str, Any]:
@@ -125,17 +114,6 @@ def _split_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
   return out
 
 
-def pct(mean: float, ci: float | None = None) -> str:
-  """A fraction as '12.34%', with ' ± 1.23' when a CI is given."""
-  text = f"{100 * mean:.2f}%"
-  return f"{text} ± {100 * ci:.2f}" if ci else text
-
-
-def _test_speakers(data: dict) -> list[str]:
-  speakers = data["speakers"]
-  return speakers.get("test", speakers.get("held_out_in_turn", []))
-
-
 def markdown(report: dict[str, Any], command: str) -> str:
   """A results table beside the paper's, with data, split, seeds, timings."""
   d = report["data"]
@@ -149,16 +127,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
             PAPER["annotation"]),
            ("Image retrieval", report["retrieval"], "accuracy",
             PAPER["retrieval"])]
-  lines = ["# avdigits report", "",
-           f"Command: `{command}`", ""]
-  if d.get("synthetic"):
-    lines += ["**SYNTHETIC DATA** (rendered fonts / eSpeak NG): these "
-              "numbers say nothing about real digits.", ""]
-  lines += [f"Data: images `{d['image_source']}` (split "
-            f"`{d['image_split']}`), speech `{d['speech_source']}` (split "
-            f"`{d['speech_split']}`); counts {d['counts']}; test speakers "
-            f"{_test_speakers(d)}.",
-            f"Seeds: {seeds} (mean ± 95% CI half-width over seeds).", "",
+  lines = markdown_banner("avdigits report", command, d)
+  lines += [f"Seeds: {seeds} (mean ± 95% CI half-width over seeds).", "",
             "| Result | avdigits | paper |", "| --- | --- | --- |"]
   for name, entry, key, paper in rows:
     paper_text = pct(paper) if isinstance(paper, float) else paper

@@ -19,23 +19,17 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from avdigits import (
-  checkpoint,
-  devices,
-  loop,
-  prepare,
-  settings,
-  speech_data,
-  strings_eval,
-  validation,
-)
+from avdigits import settings
 from avdigits.data import splits, spoken
-from avdigits.data import strings as strings_data
 from avdigits.errors import ConfigError, DataError
-from avdigits.sequence_models import StringModel
-from avdigits.strings_train import StringSchedule, train_strings
-from avdigits.two_stage import split_dir
-from avdigits.workdir import Stage
+from avdigits.inputs import prepare, speech_data
+from avdigits.models.sequence import StringModel
+from avdigits.strings import data as strings_data
+from avdigits.strings import evaluate as strings_eval
+from avdigits.strings import validation
+from avdigits.strings.train import StringSchedule, train_strings
+from avdigits.training import checkpoint, devices, loop
+from avdigits.training.workdir import Stage, split_dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,11 +73,6 @@ def model(cfg: ml_collections.ConfigDict) -> StringModel:
 
 def eval_settings(cfg: ml_collections.ConfigDict) -> strings_eval.EvalSettings:
   return settings.from_section(strings_eval.EvalSettings, cfg.strings)
-
-
-def validate(cfg: ml_collections.ConfigDict) -> None:
-  """Every data-free check of a strings config."""
-  validation.validate_strings(cfg)
 
 
 def string_data(cfg: ml_collections.ConfigDict, corpora: prepare.Corpora,
@@ -194,7 +183,7 @@ def run_all(cfg: ml_collections.ConfigDict, data_dir: pathlib.Path | None,
             ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
   """Every (speech split, seed): {spec: [run per seed]} and the data
   summary of the first split."""
-  validate(cfg)
+  validation.validate_strings(cfg)
   devices.set_precision(cfg.get("matmul_precision", "highest"))
   corpora = prepare.load_corpora(cfg, data_dir, fixed_window=False)
   specs = prepare.speech_split_names(cfg, corpora)
@@ -208,9 +197,7 @@ def run_all(cfg: ml_collections.ConfigDict, data_dir: pathlib.Path | None,
                                show_progress=show_progress)
                       for seed in seeds]
   if len(specs) > 1:
-    summary["speech_split"] = cfg.data.speech_split
-    summary["speakers"] = {"held_out_in_turn": [s.partition(":")[2]
-                                                for s in specs]}
+    summary.update(splits.held_out_in_turn(cfg.data.speech_split, specs))
   return by_split, summary
 
 
@@ -225,8 +212,8 @@ def evaluate_workdir(cfg: ml_collections.ConfigDict, trained: dict[str, Any],
   data = string_data(cfg, corpora, split if split == "all" else None,
                      data_dir)
   held_out = trained["data"]["speakers"].get("held_out_in_turn")
-  roots = ([workdir / f"loso_{name}" for name in held_out] if held_out
-           else [workdir])
+  specs = [f"loso:{name}" for name in held_out] if held_out else [split]
+  roots = [split_dir(workdir, spec, specs) for spec in specs]
   runs = []
   for root in roots:
     for seed in trained["seeds"]:

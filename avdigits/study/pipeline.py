@@ -23,26 +23,19 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from avdigits import (
-  corrupt,
-  devices,
-  evaluate,
-  features,
-  joint,
-  loop,
-  nets,
-  prepare,
-  speech_data,
-  validation,
-)
-from avdigits.align import train_alignment
+from avdigits import evaluate, features
 from avdigits.data import splits
 from avdigits.data.types import SpeechSet
 from avdigits.errors import ConfigError
-from avdigits.predict import make_predict_fn
-from avdigits.stages import classifier_stage
-from avdigits.train import ClassifierSchedule
-from avdigits.workdir import Stage
+from avdigits.inputs import corrupt, prepare, speech_data
+from avdigits.models import nets
+from avdigits.study import validation
+from avdigits.training import devices, joint, loop
+from avdigits.training.align import train_alignment
+from avdigits.training.classifier import ClassifierSchedule
+from avdigits.training.predict import make_predict_fn
+from avdigits.training.stages import classifier_stage
+from avdigits.training.workdir import Stage
 
 
 @dataclasses.dataclass

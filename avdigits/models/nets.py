@@ -9,31 +9,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from avdigits import models, settings
+from avdigits import settings
+from avdigits.models import convnets
 
 
-def image_net(section: Any) -> models.ImageNet:
+def image_net(section: Any) -> convnets.ImageNet:
   """The image convnet of an image section (widths, kernel_size, hidden,
   dropout, conv_impl where given; "auto" is XLA's convolution)."""
   impl = section.get("conv_impl", "auto")
   return settings.from_section(
-      models.ImageNet, section, num_classes=10,
-      conv_impl=models.ImageNet.conv_impl if impl == "auto" else impl)
+      convnets.ImageNet, section, num_classes=10,
+      conv_impl=convnets.ImageNet.conv_impl if impl == "auto" else impl)
 
 
 def speech_net(section: Any, num_classes: int,
-               hidden: int | None = None) -> models.SpeechNet:
+               hidden: int | None = None) -> convnets.SpeechNet:
   """The speech convnet of a speech section, with `hidden` units (default
   the section's `hidden`)."""
   derived = {"num_classes": num_classes}
   if hidden is not None:
     derived["hidden"] = hidden
-  return settings.from_section(models.SpeechNet, section, **derived)
+  return settings.from_section(convnets.SpeechNet, section, **derived)
 
 
-def aligner(section: Any) -> models.Aligner:
+def aligner(section: Any) -> convnets.Aligner:
   """The aligner of a section with embed_dim and init_std."""
-  return models.Aligner(embed_dim=section.embed_dim,
+  return convnets.Aligner(embed_dim=section.embed_dim,
                         init_std=section.init_std)
 
 

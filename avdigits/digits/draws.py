@@ -19,11 +19,13 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from avdigits import align, evaluate, models, nets
-from avdigits.align import AlignSchedule, train_alignment
-from avdigits.predict import make_predict_fn
-from avdigits.report import mean_ci, pct
-from avdigits.workdir import Stage
+from avdigits import evaluate
+from avdigits.models import convnets, nets
+from avdigits.summary import mean_ci, pct
+from avdigits.training import align
+from avdigits.training.align import AlignSchedule, train_alignment
+from avdigits.training.predict import make_predict_fn
+from avdigits.training.workdir import Stage
 
 # A draw is dead when its last chunk's mean cost per iteration is within
 # this fraction of the dead level (a dead aligner sits exactly on it).
@@ -62,7 +64,7 @@ def run_draws(cfg: ml_collections.ConfigDict, data: Any, workdir: pathlib.Path,
                             data.train_speech_labels, data.num_speech_classes,
                             schedule, seed=draw, stage=stage,
                             show_progress=False)
-      aligner = models.Aligner(embed_dim=schedule.embed_dim)
+      aligner = convnets.Aligner(embed_dim=schedule.embed_dim)
       score = functools.partial(aligner.apply, {"params": out["params"]},
                                 method="score_matrix")
       metrics = evaluate.evaluate_scores(

@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 
 from avdigits import features
-from avdigits.data.strings import HEIGHT, Strings
-from avdigits.sequence_models import STRIDE
+from avdigits.models.sequence import STRIDE
+from avdigits.strings.data import HEIGHT, Strings
 
 FRAME_MULTIPLE = 64
 COLUMN_MULTIPLE = 16

@@ -20,11 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from avdigits import augment, devices, loop, losses, optim, settings
+from avdigits import losses, settings
 from avdigits.errors import ConfigError
-from avdigits.optim import make_optimizer
-from avdigits.predict import make_predict_fn
-from avdigits.workdir import Stage
+from avdigits.inputs import augment
+from avdigits.training import devices, loop, optim
+from avdigits.training.optim import make_optimizer
+from avdigits.training.predict import make_predict_fn
+from avdigits.training.workdir import Stage
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from avdigits import features as features_lib
-from avdigits import perturb
 from avdigits.data import voices
 from avdigits.data.types import SpeechSet
 from avdigits.errors import ConfigError
+from avdigits.inputs import perturb
 
 
 @dataclasses.dataclass(frozen=True)

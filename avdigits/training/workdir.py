@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from avdigits import devices
-from avdigits.checkpoint import Checkpointer
 from avdigits.errors import ConfigError, TrainingError
-from avdigits.metrics import JsonlWriter
+from avdigits.training import devices
+from avdigits.training.checkpoint import Checkpointer
+from avdigits.training.metrics import JsonlWriter
 
 # Metric keys that measure speed, not training: written, never compared.
 TIMING_KEYS = ("steps_per_second",)
@@ -175,3 +175,10 @@ class Stage:
     history = [{k: v for k, v in row.items() if k not in TIMING_KEYS}
                for row in rows]
     return checkpointer, state, history
+
+
+def split_dir(workdir: pathlib.Path, spec: str, specs: list[str]
+              ) -> pathlib.Path:
+  """Where one speech split's speech and alignment stages live: the workdir
+  itself for a single split, `<workdir>/loso_<speaker>` under "loso"."""
+  return workdir if len(specs) == 1 else workdir / spec.replace(":", "_")

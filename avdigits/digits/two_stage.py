@@ -1,8 +1,8 @@
 """The paper's model, run by `experiments.reproduce`: per seed, an image
 convnet and speech convnets trained as classifiers, then the aligner on
 their frozen activations, then evaluation. Every stage is resumable; the
-study (`avdigits.study`) runs its experiments beside it on the same pieces
-(prepare, nets, stages, loop, predict).
+study (`avdigits.study`) runs its experiments beside it on the same
+library pieces (prepare, nets, stages, loop, predict).
 """
 
 from __future__ import annotations
@@ -15,22 +15,16 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from avdigits import (
-  checkpoint,
-  devices,
-  loop,
-  nets,
-  predict,
-  prepare,
-  speech_data,
-  stages,
-  validation,
-)
-from avdigits.align import AlignSchedule, train_alignment
+from avdigits.data import splits
+from avdigits.digits import validation
 from avdigits.errors import ConfigError
-from avdigits.stages import classifier_stage
-from avdigits.train import ClassifierSchedule
-from avdigits.workdir import Stage
+from avdigits.inputs import prepare, speech_data
+from avdigits.models import nets
+from avdigits.training import checkpoint, devices, loop, predict, stages
+from avdigits.training.align import AlignSchedule, train_alignment
+from avdigits.training.classifier import ClassifierSchedule
+from avdigits.training.stages import classifier_stage
+from avdigits.training.workdir import Stage, split_dir
 
 
 def data_keys(cfg: ml_collections.ConfigDict, data: prepare.Prepared
@@ -179,13 +173,6 @@ def run_seed(cfg: ml_collections.ConfigDict, data: prepare.Prepared,
   }
 
 
-def split_dir(workdir: pathlib.Path, spec: str, specs: list[str]
-              ) -> pathlib.Path:
-  """Where one speech split's speech and alignment stages live: the workdir
-  itself for a single split, `<workdir>/loso_<speaker>` under "loso"."""
-  return workdir if len(specs) == 1 else workdir / spec.replace(":", "_")
-
-
 def run_all(cfg: ml_collections.ConfigDict, data_dir: pathlib.Path | None,
             workdir: pathlib.Path, seeds: list[int], *,
             show_progress: bool = True
@@ -218,9 +205,7 @@ def run_all(cfg: ml_collections.ConfigDict, data_dir: pathlib.Path | None,
                  image_workdir=workdir / f"seed_{seed}")
         for seed in seeds]
   if len(specs) > 1:
-    summary["speech_split"] = cfg.data.speech_split
-    summary["speakers"] = {"held_out_in_turn": [s.partition(":")[2]
-                                                for s in specs]}
+    summary.update(splits.held_out_in_turn(cfg.data.speech_split, specs))
   return by_split, summary
 
 

@@ -20,11 +20,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from avdigits import evaluate, features, matchmap, strings_features
-from avdigits.data import strings as strings_data
+from avdigits import evaluate, features, matchmap
 from avdigits.errors import DataError
-from avdigits.sequence_models import STRIDE, StringModel
-from avdigits.strings_train import step_mask
+from avdigits.models.sequence import STRIDE, StringModel
+from avdigits.strings import data as strings_data
+from avdigits.strings import features as strings_features
+from avdigits.strings.train import step_mask
 
 READING_GAP = 6        # blank columns around each digit of a reading canvas
 EXAMPLES = 3           # test pairs kept for the heat-map figure
@@ -149,10 +150,13 @@ def evaluate_length(model: StringModel, params: Any,
   out["reading"] = {"string_accuracy": float(np.mean(exact)),
                     "digit_error_rate": float(np.mean(errors))}
 
+  def matchmap_of(i: int) -> np.ndarray:
+    return np.einsum("td,wd->tw", speech[i], images[i])
+
   if arrays.word_steps is not None:
     hits, aligned = [], []
     for i in range(len(strings)):
-      maps = np.einsum("td,wd->tw", speech[i], images[i])
+      maps = matchmap_of(i)
       hits.append(matchmap.localised(maps, arrays.box_steps[i],
                                      arrays.word_steps[i], speech_mask[i]))
       path = matchmap.ordered_path(maps, speech_mask[i], image_mask[i])
@@ -161,8 +165,8 @@ def evaluate_length(model: StringModel, params: Any,
     out["localisation"] = float(np.mean(np.concatenate(hits)))
     out["localisation_aligned"] = float(np.mean(np.concatenate(aligned)))
   out["examples"] = [
-      {"matchmap": np.round(np.einsum("td,wd->tw", speech[i], images[i])[
-          speech_mask[i]][:, image_mask[i]], 3).tolist(),
+      {"matchmap": np.round(matchmap_of(i)[speech_mask[i]][
+          :, image_mask[i]], 3).tolist(),
        "first_step": int(np.argmax(speech_mask[i])),
        "words": (arrays.word_steps[i].tolist()
                  if arrays.word_steps is not None else None),

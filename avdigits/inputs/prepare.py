@@ -14,10 +14,11 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from avdigits import features, speech_data
+from avdigits import features
 from avdigits.data import audio, sources, splits
 from avdigits.data.types import SPEECH_CLASS_NAMES, ImageSet, SpeechSet
 from avdigits.errors import ConfigError
+from avdigits.inputs import speech_data
 
 
 @dataclasses.dataclass

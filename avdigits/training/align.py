@@ -19,12 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from avdigits import devices, loop, losses, optim, settings
+from avdigits import losses, settings
 from avdigits.data.types import speech_class_to_digit
 from avdigits.errors import ConfigError, DataError
-from avdigits.models import Aligner
-from avdigits.optim import make_optimizer
-from avdigits.workdir import Stage
+from avdigits.models.convnets import Aligner
+from avdigits.training import devices, loop, optim
+from avdigits.training.optim import make_optimizer
+from avdigits.training.workdir import Stage
 
 LOSSES = ("paper_hinge", "symmetric_hinge", "info_nce")
 # How the aligner starts: "gaussian", every parameter (biases included) a

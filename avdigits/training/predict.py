@@ -10,7 +10,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from avdigits import evaluate, nets
+from avdigits import evaluate
+from avdigits.models import nets
 
 
 @functools.lru_cache(maxsize=32)

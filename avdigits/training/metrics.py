@@ -20,7 +20,7 @@ from typing import Any
 
 from absl import logging
 
-from avdigits import devices
+from avdigits.training import devices
 
 Scalars = Mapping[str, float]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from avdigits.report import mean_ci
+from avdigits.summary import mean_ci
 
 METRICS = (("annotation", "Annotation"), ("retrieval", "Retrieval"),
            ("r1_image_to_speech", "R@1 image->speech"),

@@ -20,8 +20,8 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from avdigits import checkpoint, metrics
-from avdigits.workdir import Stage
+from avdigits.training import checkpoint, metrics
+from avdigits.training.workdir import Stage
 
 # (state, first step, number of steps) -> (state, one value per step).
 ChunkFn = Callable[[Any, int, int], tuple[Any, Any]]

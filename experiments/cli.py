@@ -21,6 +21,11 @@ from experiments import quiet, supervise
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = str(CONFIG_DIR / "default.py")
+# The docs page (relative to the repository root) holding each generated
+# table's <!-- NAME:begin/end --> markers: what --readme names.
+DOCS_PAGES = {"draws": "docs/paper.md", "pool": "docs/paper.md",
+              "voices": "docs/voices.md", "voices_val": "docs/voices.md",
+              "study": "docs/study.md"}
 
 _PLATFORM = flags.DEFINE_enum(
     "platform", None, list(devices.PLATFORMS), "Device platform (default "
@@ -141,7 +146,9 @@ def update_readme(path: pathlib.Path, section: str,
   begin, end = f"<!-- {suite}:begin -->", f"<!-- {suite}:end -->"
   text = path.read_text()
   if begin not in text or end not in text:
-    raise ConfigError(f"--readme={path}: no {begin} ... {end} markers")
+    page = DOCS_PAGES.get(suite)
+    raise ConfigError(f"--readme={path}: no {begin} ... {end} markers"
+                      + (f" (they are in {page})" if page else ""))
   links = "".join(
       f"\n![{f.stem}]({os.path.relpath(f, path.parent)})\n" for f in figures)
   head, rest = text.split(begin, 1)

@@ -2,12 +2,13 @@ r"""The paper config's aligner from many initial draws: alive or dead.
 
 Runs (or resumes) one seed of the config end to end, then trains its
 alignment stage again from --draws initial draws under each start in
---inits (same convnets), and writes draws.json and draws.md (optionally
-into README.md between `<!-- draws:begin -->` and `<!-- draws:end -->`):
+--inits (same convnets), and writes draws.json and draws.md (with
+--readme=docs/paper.md, also into that page between `<!-- draws:begin -->`
+and `<!-- draws:end -->`):
 
   python -m experiments.draws --workdir=/tmp/paper --data_dir=DATA \
       --config=experiments/configs/paper.py --config.data.speech=fsdd \
-      --config.data.sample_rate=8000 --draws=10
+      --config.data.sample_rate=8000 --draws=10 [--readme=docs/paper.md]
 """
 
 import pathlib
@@ -30,7 +31,8 @@ _DRAWS = flags.DEFINE_integer("draws", 10, "Initial draws per start.")
 _INITS = flags.DEFINE_list("inits", ["gaussian", "gaussian_mirrored"],
                            f"Starts to compare (any of {', '.join(INITS)}).")
 _README = flags.DEFINE_string("readme", None, "Also write the table into "
-                              "this README's draws markers.")
+                              "this page's draws markers (they are in "
+                              f"{cli.DOCS_PAGES['draws']}).")
 _CONFIG = cli.define_config_file(str(cli.CONFIG_DIR / "paper.py"))
 
 

@@ -1,12 +1,15 @@
 r"""Runs the study: every experiment config, >= 5 seeds each, one table.
 
   python -m experiments.study --workdir=/tmp/study --data_dir=DATA \
-      [--only=two_stage,loso] [--seeds=5] [--readme=README.md \
+      [--only=two_stage,loso] [--seeds=5] [--readme=docs/study.md \
       --figures_dir=docs/study] [--set=train.steps=200 ...]
 
 Writes <workdir>/study.json, study.md and the robustness figures (to
 --figures_dir, default <workdir>/figures); with --readme, also replaces the
-part of that file between `<!-- study:begin -->` and `<!-- study:end -->`.
+part of that page between `<!-- study:begin -->` and `<!-- study:end -->`
+(each suite's markers are on its docs page, cli.DOCS_PAGES: the study's
+in docs/study.md, the voices' in docs/voices.md, the pool's in
+docs/paper.md).
 Every (experiment, split, seed) is a resumable stage: run the same command
 again after a kill and finished work is skipped. Experiments whose corpus
 is missing from the data directory (TIDIGITS, AudioMNIST) are listed as not
@@ -55,14 +58,16 @@ _SET = flags.DEFINE_multi_string("set", [], "KEY=VALUE overrides applied to "
                                  "every experiment's config, e.g. "
                                  "train.steps=200.")
 _SUITE = flags.DEFINE_enum("suite", "study", list(SUITES), "Which set of "
-                           "experiments runs by default and which README "
+                           "experiments runs by default and which docs "
                            "part (<!-- SUITE:begin/end -->) is replaced; "
                            "'voices' and 'pool' also report each gain over "
                            "their baseline ('loso', 'two_stage').")
-_README = flags.DEFINE_string("readme", None, "Markdown file whose "
+_README = flags.DEFINE_string("readme", None, "Markdown page whose "
                               "<!-- SUITE:begin -->...<!-- SUITE:end --> "
-                              "part is replaced.")
-_MARKERS = flags.DEFINE_string("markers", None, "README markers to replace "
+                              "part is replaced: "
+                              + ", ".join(f"{k}: {v}" for k, v in
+                                          cli.DOCS_PAGES.items()) + ".")
+_MARKERS = flags.DEFINE_string("markers", None, "Markers to replace "
                                "(<!-- MARKERS:begin/end -->); default the "
                                "suite's name.")
 _FIGURES = flags.DEFINE_string("figures_dir", None, "Where the figures go "

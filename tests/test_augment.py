@@ -68,7 +68,7 @@ def test_shift_noise_stays_in_pixel_range_and_occludes():
 
 
 def test_existing_kinds_keep_their_random_streams():
-  """Adding kinds must not change what "shift_mask" draws (README figures
+  """Adding kinds must not change what "shift_mask" draws (docs figures
   were measured with it): its time shift, time mask and frequency mask come
   from the three keys of split(key, 3), as rebuilt here in numpy."""
   b, t, f, s = 3, 40, 16, 3

@@ -182,10 +182,10 @@ def _numbers(summaries):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("study")
-  readme = workdir / "README.md"
-  readme.write_text("# x\n<!-- study:begin -->\nold\n<!-- study:end -->\n"
-                    "tail\n")
-  return workdir, _study(workdir, f"--readme={readme}")
+  page = workdir / "page.md"  # a docs page (not the study's own study.md)
+  page.write_text("# x\n<!-- study:begin -->\nold\n<!-- study:end -->\n"
+                  "tail\n")
+  return workdir, _study(workdir, f"--readme={page}")
 
 
 @pytest.fixture(scope="module")
@@ -208,17 +208,17 @@ def tiny_data():
   return study.data_key(cfg), study.load_data(cfg, None)
 
 
-def test_study_writes_tables_figures_and_the_readme(reference):
+def test_study_writes_tables_figures_and_its_docs_page(reference):
   workdir, result = reference
   names = [s["name"] for s in result["summaries"]]
   assert names == EXPERIMENTS
   for s in result["summaries"]:
     assert s["seeds"] == 2 and len(s["average"]["annotation"]["values"]) == 2
   assert "robustness" in result["summaries"][0]
-  readme = (workdir / "README.md").read_text()
-  assert "old" not in readme and readme.endswith("tail\n")
-  assert "| two-stage, InfoNCE, Adam (`two_stage`) |" in readme
-  assert "![robustness_image](figures/robustness_image.png)" in readme
+  page = (workdir / "page.md").read_text()
+  assert "old" not in page and page.endswith("tail\n")
+  assert "| two-stage, InfoNCE, Adam (`two_stage`) |" in page
+  assert "![robustness_image](figures/robustness_image.png)" in page
   assert (workdir / "figures" / "robustness_audio.png").stat().st_size > 5000
 
 

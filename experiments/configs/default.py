@@ -23,7 +23,7 @@ steps; speed perturbation
 (75.8%), eSpeak voices mixed in (75.1%), per-speaker (76.1%) or
 per-utterance variance normalisation (73.0%) and frequency/time warping of
 spectrograms (76.0%) did not help there, so they stay off (each is a switch,
-measured in README's ablation table).
+measured in docs/voices.md's ablation table).
 
   python -m experiments.reproduce --workdir=/tmp/avdigits --data_dir=DATA
 """
@@ -55,7 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.speech.hidden_sizes = (1024,)
   c.speech.pool = "time_channel"
   # The paper's clamp S = max(0, y.x) kills some initial draws outright and
-  # one digit's scores in others (README: "the clamp over many draws");
+  # one digit's scores in others (docs/paper.md: "the clamp over many draws");
   # without it the hinge trains from every draw.
   c.align.clamp = False
   c.align.init = "zero_bias"

@@ -5,8 +5,8 @@ convolutional.py schedule (which the paper's 8,593 iterations identify).
 Speech convnets (N=512, 1024): Adam 1e-4, 1,500 iterations, the 3x4 pool
 over time. Aligner: every parameter a zero-mean Gaussian, plain SGD,
 learning rate 1e-5, 500,000 iterations of one image against one utterance
-per speech class, clamped scores S = max(0, y.x). README ("The paper
-config") says where each reading comes from.
+per speech class, clamped scores S = max(0, y.x). docs/paper.md ("The
+paper config") says where each reading comes from.
 
   python -m experiments.reproduce --workdir=/tmp/paper \
       --config=experiments/configs/paper.py --data_dir=DATA

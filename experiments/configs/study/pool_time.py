@@ -3,7 +3,7 @@ all 64 maps kept: the paper config's reading), against `two_stage`, whose
 speech convnet pools over 3 frames x 4 maps (see models.SpeechNet).
 
   python -m experiments.study --suite=pool --workdir=/tmp/pool \
-      --data_dir=DATA --readme=README.md
+      --data_dir=DATA --readme=docs/paper.md
 """
 
 import ml_collections

@@ -49,9 +49,7 @@ def check_sources(cfg: ml_collections.ConfigDict) -> None:
   if cfg.data.images not in sources.IMAGE_SOURCES:
     raise ConfigError(f"--config.data.images={cfg.data.images!r}: choose "
                       f"one of {', '.join(sources.IMAGE_SOURCES)}")
-  if cfg.data.speech not in sources.SPEECH_SOURCES:
-    raise ConfigError(f"--config.data.speech={cfg.data.speech!r}: choose "
-                      f"one of {', '.join(sources.SPEECH_SOURCES)}")
+  sources.parse_speech_source(cfg.data.speech)
   for flag in ("features.num_frames", "features.num_bins"):
     check_positive(flag, cfg.features[flag.partition(".")[2]])
   if cfg.features.get("backend", "jax") not in features.BACKENDS:

@@ -72,3 +72,13 @@ def test_no_flat_module_left_where_a_package_took_its_place():
   for moved in ("train.py", "two_stage.py", "strings_train.py",
                 "study_report.py", "sequence_models.py", "prepare.py"):
     assert moved not in names
+
+
+def test_readme_layout_names_every_part_of_the_package():
+  readme = (AVDIGITS.parent / "README.md").read_text()
+  layout = readme.split("## Layout", 1)[1].split("```")[1]
+  parts = {p.name for p in AVDIGITS.iterdir()
+           if p.name not in ("__init__.py", "__pycache__")}
+  missing = {p for p in parts
+             if (p + "/" if (AVDIGITS / p).is_dir() else p) not in layout}
+  assert missing == set()

@@ -68,7 +68,7 @@ def load_fsdd(fsdd_dir: str | os.PathLike, *,
     raise DataError(f"{recordings}: no .wav files (expected FSDD layout "
                     f"{_FSDD_LAYOUT})")
   rows = [row for _, row in sorted(keyed, key=lambda k: k[0])]
-  return _build(rows, sample_rate, 10, f"fsdd:{root}")
+  return _build(rows, sample_rate, 10, f"fsdd:{root}", "fsdd")
 
 
 def load_tidigits(tidigits_dir: str | os.PathLike, *, sample_rate: int = 8000,
@@ -97,7 +97,7 @@ def load_tidigits(tidigits_dir: str | os.PathLike, *, sample_rate: int = 8000,
     raise DataError(f"{root}: no isolated-digit TIDIGITS utterances for "
                     f"{'/'.join(groups)} (expected layout {_TIDIGITS_LAYOUT}, "
                     "utterances like 1a.wav, oa.wav, zb.wav)")
-  return _build(rows, sample_rate, 11, f"tidigits:{root}")
+  return _build(rows, sample_rate, 11, f"tidigits:{root}", "tidigits")
 
 
 def load_audiomnist(audiomnist_dir: str | os.PathLike, *,
@@ -126,7 +126,8 @@ def load_audiomnist(audiomnist_dir: str | os.PathLike, *,
   if not rows:
     raise DataError(f"{data_dir}: no .wav files (expected AudioMNIST layout "
                     f"{_AUDIOMNIST_LAYOUT})")
-  return _build(rows, sample_rate, 10, f"audiomnist:{root}")
+  return _build(rows, sample_rate, 10, f"audiomnist:{root}",
+                "audiomnist")
 
 
 def _tidigits_files(root: pathlib.Path, groups: tuple[str, ...],
@@ -173,7 +174,7 @@ def load_tidigits_strings(tidigits_dir: str | os.PathLike, *,
                     f"{'/'.join(groups)} (expected layout {_TIDIGITS_LAYOUT}, "
                     "utterances like 12a.wav, o4z3b.wav)")
   return {length: (_build([r for r, _ in rows], sample_rate, 11,
-                          f"tidigits-strings:{root}"),
+                          f"tidigits-strings:{root}", "tidigits"),
                    np.array([d for _, d in rows], np.int32))
           for length, rows in sorted(by_length.items())}
 
@@ -208,7 +209,7 @@ def _wav_files(parent: pathlib.Path) -> list[pathlib.Path]:
 
 
 def _build(rows: list[tuple], sample_rate: int, num_classes: int,
-           source: str) -> SpeechSet:
+           source: str, corpus: str) -> SpeechSet:
   """rows: (path, label, speaker, subset, utterance_id) per utterance."""
   paths, labels, speakers, subsets, ids = zip(*rows, strict=True)
   with concurrent.futures.ThreadPoolExecutor(
@@ -219,4 +220,4 @@ def _build(rows: list[tuple], sample_rate: int, num_classes: int,
                    labels=np.array(labels, np.int32),
                    speakers=np.array(speakers), subset=np.array(subsets),
                    utterance_ids=np.array(ids), num_classes=num_classes,
-                   source=source)
+                   source=source, corpus=np.full(len(ids), corpus))

@@ -36,7 +36,7 @@ from experiments.configs import paper
 def get_config() -> ml_collections.ConfigDict:
   c = paper.get_config()
   c.name = "default"
-  c.data.speech = "auto"          # FSDD when present (see README)
+  c.data.speech = "auto"          # every corpus present (see README)
   c.data.sample_rate = 8000
   c.features.cmn = True
   c.image.optimizer = "adam"

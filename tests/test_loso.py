@@ -4,6 +4,7 @@ In-process on a tiny FSDD-layout tree written from eSpeak NG voices (three
 "speakers") and synthetic digit images, so no ../shared is needed.
 """
 
+import dataclasses
 import pathlib
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from scipy import stats
 from scipy.io import wavfile
 
-from avdigits.data import voices
+from avdigits.data import types, voices
 from avdigits.digits import report, two_stage
 from avdigits.errors import ConfigError
 from avdigits.inputs import prepare
@@ -168,3 +169,26 @@ def test_loso_needs_two_speakers(fsdd_dir, tmp_path):
   corpora = prepare.load_corpora(cfg, tmp_path)
   with pytest.raises(ConfigError, match="at least 2"):
     prepare.speech_split_names(cfg, corpora)
+
+
+def test_loso_over_corpora_holds_out_the_first_corpus_speakers_only(
+    fsdd_dir):
+  """With FSDD and another corpus, "loso" holds out FSDD's speakers one by
+  one; the other corpus's people always train."""
+  cfg = _config()
+  corpora = prepare.load_corpora(cfg, fsdd_dir)
+  fsdd = corpora.speech
+  other = dataclasses.replace(
+      fsdd.take(np.arange(len(fsdd))),
+      speakers=np.char.add("sc", fsdd.speakers.astype(str)),
+      corpus=np.full(len(fsdd), "speech_commands"))
+  both = types.concatenate_speech([fsdd, other])
+  corpora = dataclasses.replace(corpora, speech=both)
+  assert prepare.speech_split_names(cfg, corpora) == [
+      "loso:amy", "loso:bob", "loso:cat"]
+  cfg.data.speech = "fsdd"
+  data = prepare.prepare_data(cfg, fsdd_dir, corpora=corpora,
+                              split_override="loso:bob")
+  assert data.summary["speakers"]["test"] == ["bob"]
+  assert set(data.summary["speakers"]["train"]) == {
+      "amy", "cat", "scamy", "scbob", "sccat"}

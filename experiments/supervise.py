@@ -48,7 +48,7 @@ def supervise(process_id: int | None, num_processes: int) -> int:
     if not fatal:
       sys.stderr.write(line)
   code = child.wait()
-  if code in (0, 1):  # done, or one of our own one-line errors
+  if code in (0, 1, 130, 143):  # done, our own one-line errors, stopped
     return code
   print(f"error: process {process_id} of {num_processes}: the job stopped "
         f"(another process or the coordinator was lost; exit {code}); run "

@@ -17,6 +17,7 @@ import os
 import pathlib
 import shutil
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from avdigits import devices
 from avdigits.errors import ConfigError, StorageError, storage_error
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -41,15 +43,27 @@ class _FailedWriteNoise(std_logging.Filter):
                     and "orbax" in record.getMessage()))
 
 
+def _is_noise(unraisable: Any) -> bool:
+  """Whether an error a native callback could not raise is a failed write's
+  echo: TensorStore ending a write whose asyncio loop Orbax has closed."""
+  return (isinstance(unraisable.exc_value, RuntimeError)
+          and "Event loop is closed" in str(unraisable.exc_value))
+
+
 @contextlib.contextmanager
 def _quiet_if_failing() -> Iterator[None]:
-  """Keeps _FailedWriteNoise on the root logger's handlers while inside
-  and, if it fails, for good (asyncio reports its tasks when collected)."""
+  """Keeps _FailedWriteNoise on the root logger's handlers, and the echoes
+  of a failed write out of sys.unraisablehook (which TensorStore's callbacks
+  report through), while inside and, if it fails, for good: the writes
+  still in flight report when they end."""
   noise = _FailedWriteNoise()
   handlers = list(std_logging.getLogger().handlers)
   for handler in handlers:
     handler.addFilter(noise)
+  hook = sys.unraisablehook
+  sys.unraisablehook = lambda error: None if _is_noise(error) else hook(error)
   yield
+  sys.unraisablehook = hook
   for handler in handlers:
     handler.removeFilter(noise)
 
@@ -124,6 +138,9 @@ class Checkpointer:
   def restore_latest(self, template: Any) -> tuple[int, Any] | None:
     """Returns (step, state) of the newest readable checkpoint, else None.
 
+    An unreadable checkpoint is removed (by process 0), with a warning, so
+    that the step can be written again.
+
     Args:
       template: a pytree with the structure, shapes and dtypes to restore.
     """
@@ -133,11 +150,16 @@ class Checkpointer:
         state = self._manager.restore(
             step, args=ocp.args.StandardRestore(template))
       except Exception as error:  # noqa: BLE001 - any unreadable checkpoint
-        logging.warning("checkpoint %s/%d is unreadable (%s); falling back "
-                        "to the previous one", self.directory, step,
-                        str(error).splitlines()[0] if str(error) else error)
+        logging.warning("checkpoint %s/%d is unreadable (%s); removed, "
+                        "falling back to the previous one", self.directory,
+                        step, str(error).splitlines()[0][:200]
+                        if str(error) else type(error).__name__)
+        if devices.is_writer():
+          shutil.rmtree(self.directory / str(step), ignore_errors=True)
         continue
+      self._manager.reload()
       return step, state
+    self._manager.reload()
     return None
 
   def restore(self, step: int, template: Any) -> tuple[int, Any]:

@@ -92,10 +92,13 @@ class Checkpointer:
   """Keeps the newest `max_to_keep` checkpoints of one training stage."""
 
   def __init__(self, directory: str | pathlib.Path, max_to_keep: int = 2,
-               label: str = ""):
-    """`label` names the checkpoints' owner in errors ("stage image")."""
+               label: str = "", kept: str = ""):
+    """`label` names the checkpoints' owner in errors ("stage image");
+    `kept` says what survives a failed save when no earlier checkpoint
+    does."""
     self.directory = pathlib.Path(directory).absolute()
     self.label = label
+    self._kept_otherwise = kept
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
@@ -133,7 +136,8 @@ class Checkpointer:
                    if p.name.isdigit() and p.is_dir() and int(p.name)
                    != failed) if self.directory.is_dir() else []
     return (f"the last complete checkpoint (step {steps[-1]}) is kept"
-            if steps else "no complete checkpoint had been written")
+            if steps else self._kept_otherwise
+            or "no complete checkpoint had been written")
 
   def restore_latest(self, template: Any) -> tuple[int, Any] | None:
     """Returns (step, state) of the newest readable checkpoint, else None.
@@ -184,8 +188,9 @@ def save_params(directory: str | pathlib.Path, params: Any) -> None:
   any there: they count only once the stage's result is written)."""
   path = pathlib.Path(directory) / "params"
   shutil.rmtree(path, ignore_errors=True)
-  checkpointer = Checkpointer(path, max_to_keep=1,
-                              label=f"the finished stage {path.parent.name}")
+  checkpointer = Checkpointer(
+      path, max_to_keep=1, label=f"the parameters of {path.parent.name}",
+      kept="the stage's last training checkpoint is kept")
   checkpointer.save(0, {"params": params})
   checkpointer.close()
 

@@ -46,7 +46,11 @@ _DETERMINISTIC = flags.DEFINE_bool(
 
 
 def _stop(signum: int, frame: object) -> None:
+  """SIGINT or SIGTERM: stop once (a second signal while stopping, e.g. a
+  terminal's and a supervisor's, is ignored)."""
   del frame
+  for other in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(other, signal.SIG_IGN)
   raise Interrupted(signum)
 
 

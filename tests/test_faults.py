@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from absl import logging
 
-from avdigits import checkpoint, metrics, workdir
+from avdigits import checkpoint, metrics, report, workdir
 from avdigits.errors import StorageError
 from tests.conftest import finished_steps, subprocess_env
 from tests.test_reproduce import TINY, _results
@@ -310,6 +310,30 @@ def test_damaged_config_is_one_line_saying_what_to_do(reference, partial):
 
 
 # ------------------------------------------------------------ in-process
+
+
+def test_full_disk_for_a_figure_leaves_no_partial_file(reference, tmp_path,
+                                                       monkeypatch):
+  result = json.loads((reference / "report.json").read_text())
+  real = os.open
+
+  def full_for_figures(path, flags, *args, **kwargs):
+    if flags & os.O_RDWR and "align_cost.png" in os.fspath(path):
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    return real(path, flags, *args, **kwargs)
+
+  monkeypatch.setattr(os, "open", full_for_figures)
+  with pytest.raises(StorageError) as error:
+    report.write(result, tmp_path, "reproduce")
+  assert str(error.value) == (
+      f"no space left on device while writing the figure "
+      f"{tmp_path}/align_cost.png; free space and run the same command "
+      f"again to resume")
+  # The figures before it are whole; nothing else is there, report.json
+  # (written last) included.
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      "annotation_confusion.png", "classifier_curves.png",
+      "retrieval_confusion.png"]
 
 
 def test_atomic_write_on_a_full_disk_leaves_no_file(tmp_path):

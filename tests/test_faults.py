@@ -221,23 +221,31 @@ cp -r "$mnt/w" "$out/after"
 """
 
 
-@pytest.mark.slow
-def test_full_tmpfs_fails_the_checkpoint_with_one_line_then_resumes(
-    reference, stopped, tmp_path):
-  """A real full filesystem (a tmpfs in a user namespace, where the machine
-  allows one): the alignment checkpoint's write fails in TensorStore."""
-  mount = tmp_path / "mnt"
+UNSHARE = ("unshare", "--user", "--map-root-user", "--mount")
+
+
+def _tmpfs_or_skip(mount: pathlib.Path) -> None:
+  """Skips the test unless a tmpfs can be mounted on `mount` in a user
+  namespace (there, as its root, the test may mount filesystems)."""
   mount.mkdir()
-  unshare = ["unshare", "--user", "--map-root-user", "--mount"]
   try:
-    probe = subprocess.run([*unshare, "mount", "-t", "tmpfs", "-o",
+    probe = subprocess.run([*UNSHARE, "mount", "-t", "tmpfs", "-o",
                             "size=1m", "tmpfs", str(mount)],
                            capture_output=True, timeout=30)
   except (OSError, subprocess.TimeoutExpired):
     probe = None
   if probe is None or probe.returncode != 0 or not shutil.which("fallocate"):
     pytest.skip("no tmpfs in a user namespace here")
-  subprocess.run([*unshare, "sh", "-c", _TMPFS, "sh", str(mount),
+
+
+@pytest.mark.slow
+def test_full_tmpfs_fails_the_checkpoint_with_one_line_then_resumes(
+    reference, stopped, tmp_path):
+  """A real full filesystem (a tmpfs in a user namespace, where the machine
+  allows one): the alignment checkpoint's write fails in TensorStore."""
+  mount = tmp_path / "mnt"
+  _tmpfs_or_skip(mount)
+  subprocess.run([*UNSHARE, "sh", "-c", _TMPFS, "sh", str(mount),
                   str(stopped[1]), str(tmp_path), sys.executable, "-m",
                   "experiments.reproduce", *TINY], cwd=REPO,
                  env=subprocess_env(), check=True, timeout=600)
@@ -270,6 +278,21 @@ def test_workdir_that_cannot_be_created_is_one_line_before_training():
   assert line == ("error: --workdir=/proc/avdigits-test: cannot create or "
                   "write it (no such file or directory); choose a writable "
                   "--workdir")
+
+
+@pytest.mark.slow
+def test_workdir_on_a_read_only_disk_is_one_line_before_training(tmp_path):
+  mount = tmp_path / "mnt"
+  _tmpfs_or_skip(mount)
+  script = ('mount -t tmpfs tmpfs "$1" && mkdir "$1/w" && '
+            'mount -o remount,ro "$1" && shift && exec "$@"')
+  proc = subprocess.run(
+      [*UNSHARE, "sh", "-c", script, "sh", str(mount), sys.executable, "-m",
+       "experiments.reproduce", f"--workdir={mount}/w", *TINY], cwd=REPO,
+      env=subprocess_env(), capture_output=True, text=True, timeout=300)
+  assert _one_line(proc, 1) == (
+      f"error: --workdir={mount}/w: cannot create or write it (read-only "
+      f"file system); choose a writable --workdir")
 
 
 # ------------------------------------------------------- damaged run files

@@ -61,10 +61,10 @@ def write_atomic(path: str | pathlib.Path, write: Callable[[IO], None],
   except BaseException as error:
     if temporary is not None:
       pathlib.Path(temporary).unlink(missing_ok=True)
-    failure = storage_error(error, f"{what + ' ' if what else ''}{path}")
-    if failure is None:
+    if not isinstance(error, OSError):
       raise
-    raise failure from None
+    raise storage_error(error, f"{what + ' ' if what else ''}{path}"
+                        ) from None
 
 
 def write_json_atomic(path: str | pathlib.Path, obj: Any,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import sys
 from collections.abc import Callable
 
@@ -15,7 +16,12 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import experiments
-from avdigits.errors import AvdigitsError, ConfigError
+from avdigits.errors import (
+  AvdigitsError,
+  ConfigError,
+  Interrupted,
+  storage_error,
+)
 from avdigits.training import devices
 from experiments import quiet, supervise
 
@@ -44,8 +50,35 @@ _DETERMINISTIC = flags.DEFINE_bool(
     "no effect on CPU.")
 
 
+def _stop(signum: int, frame: object) -> None:
+  """SIGINT or SIGTERM: stop once (a second signal while stopping, e.g. a
+  terminal's and a supervisor's, is ignored)."""
+  del frame
+  for other in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(other, signal.SIG_IGN)
+  raise Interrupted(signum)
+
+
+def _stopped(stop: BaseException) -> None:
+  """One line for a run stopped by SIGINT or SIGTERM; exit 128 + signal."""
+  signum = getattr(stop, "signum", signal.SIGINT)
+  where = getattr(stop, "where", None)
+  workdir = flags.FLAGS["workdir"].value if "workdir" in flags.FLAGS else None
+  place = (f" in {where}" if where else
+           f"; finished stages are kept in {workdir}" if workdir else "")
+  logging.flush()
+  print(f"stopped by {signal.Signals(signum).name}{place}; run the same "
+        f"command again to resume", file=sys.stderr, flush=True)
+  sys.exit(128 + signum)
+
+
 def run(main: Callable[[list[str]], None]) -> None:
   """absl's app.run, with the package's own errors as one line, exit 1.
+
+  A write that the machine refuses (no space, no permission) is one such
+  line too, naming the path and the cause. SIGINT and SIGTERM stop a run
+  cleanly (a checkpoint being written is finished first): one line saying
+  where it stopped, exit 130 or 143.
 
   Without --verbosity, logging is at WARNING and other libraries' warnings
   are off (see quiet_libraries); --verbosity=0 (INFO) shows all of them,
@@ -64,6 +97,8 @@ def run(main: Callable[[list[str]], None]) -> None:
     elif user_native_level is None:
       os.environ["TF_CPP_MIN_LOG_LEVEL"] = quiet.native_log_level(
           flags.FLAGS.verbosity)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      signal.signal(signum, _stop)
     try:
       devices.configure(_PLATFORM.value,
                         coordinator_address=_COORDINATOR.value,
@@ -74,6 +109,14 @@ def run(main: Callable[[list[str]], None]) -> None:
     except AvdigitsError as error:
       logging.flush()
       print(f"error: {error}", file=sys.stderr)
+      sys.exit(1)
+    except (Interrupted, KeyboardInterrupt) as stop:
+      _stopped(stop)
+    except OSError as error:
+      # A write or read the machine refused where no code said more.
+      failure = storage_error(error, str(error.filename or "a file"))
+      logging.flush()
+      print(f"error: {failure}", file=sys.stderr)
       sys.exit(1)
     except jax.errors.JaxRuntimeError as error:
       if jax.process_count() == 1:

@@ -44,7 +44,8 @@ def main(argv: list[str]) -> None:
   if not (workdir / "report.json").exists():
     raise ConfigError(f"--workdir={workdir}: no report.json; run "
                       f"experiments.reproduce there first")
-  trained = read_json(workdir / "report.json")
+  trained = read_json(workdir / "report.json", "run experiments.reproduce "
+                      "with the same flags to write it again")
   cfg = ml_collections.ConfigDict(trained["config"])
   if _IMAGES.value:
     cfg.data.images = _IMAGES.value

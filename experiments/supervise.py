@@ -41,6 +41,10 @@ def supervise(process_id: int | None, num_processes: int) -> int:
                                                  CHILD_ENV: "1"},
       stderr=subprocess.PIPE, text=True, errors="replace",
       preexec_fn=_die_with_parent)
+  # SIGINT and SIGTERM are the child's to handle (it stops cleanly and
+  # says where): passed on, and its exit status returned.
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, lambda s, frame: child.send_signal(s))
   fatal = False
   for line in child.stderr:
     fatal = fatal or line.lstrip().startswith(_FATAL_MARKERS) or (
@@ -48,7 +52,7 @@ def supervise(process_id: int | None, num_processes: int) -> int:
     if not fatal:
       sys.stderr.write(line)
   code = child.wait()
-  if code in (0, 1):  # done, or one of our own one-line errors
+  if code in (0, 1, 130, 143):  # done, our own one-line errors, stopped
     return code
   print(f"error: process {process_id} of {num_processes}: the job stopped "
         f"(another process or the coordinator was lost; exit {code}); run "

@@ -44,11 +44,16 @@ def test_settings_key_the_entry(tmp_path):
   assert len(list(tmp_path.glob("voices-*.npz"))) == 3
 
 
-def test_corrupt_entry_is_rebuilt(tmp_path):
+def test_corrupt_entry_is_rebuilt(tmp_path, monkeypatch):
   first = voices.voice_bank(1, 10, sample_rate=8000, cache_dir=tmp_path)
   [entry] = tmp_path.glob("voices-*.npz")
   entry.write_bytes(entry.read_bytes()[:100])
+  warned = []
+  monkeypatch.setattr(voices.logging, "warning",
+                      lambda fmt, *args: warned.append(fmt % args))
   again = voices.voice_bank(1, 10, sample_rate=8000, cache_dir=tmp_path)
+  assert len(warned) == 1 and warned[0].startswith(
+      f"voice cache {entry} is damaged (")
   np.testing.assert_array_equal(np.concatenate(first.waveforms),
                                 np.concatenate(again.waveforms))
 

@@ -17,14 +17,15 @@ import hashlib
 import json
 import os
 import pathlib
-import tempfile
 import zipfile
 
 import numpy as np
+from absl import logging
 
 from avdigits.data import synthetic
 from avdigits.data.types import SPEECH_CLASS_NAMES, SpeechSet
-from avdigits.errors import ConfigError, DataError
+from avdigits.errors import ConfigError, DataError, StorageError
+from avdigits.training import workdir
 
 # eSpeak NG's English languages (espeak-ng-data/lang/gmw/en*).
 ACCENTS = ("en", "en-029", "en-GB-scotland", "en-GB-x-gbclan",
@@ -90,27 +91,28 @@ def _synthesise(settings: dict) -> dict[str, np.ndarray]:
 
 
 def _write_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".voices-",
-                                       suffix=".tmp")
-  try:
-    with os.fdopen(handle, "wb") as f:
-      np.savez(f, **arrays)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(temporary, path)
-  except BaseException:
-    pathlib.Path(temporary).unlink(missing_ok=True)
-    raise
+  workdir.write_atomic(path, lambda f: np.savez(f, **arrays),
+                       "the voice cache", binary=True)
 
 
 def _read(path: pathlib.Path) -> dict[str, np.ndarray] | None:
-  """The cached arrays, or None when the entry is missing or unreadable."""
+  """The cached arrays, or None when the entry is missing or unreadable
+  (damaged: with a warning, as it is synthesised again)."""
   try:
     with np.load(path, allow_pickle=False) as f:
-      return {k: f[k] for k in ("samples", "lengths", "labels", "speakers")}
-  except (FileNotFoundError, OSError, KeyError, ValueError,
-          zipfile.BadZipFile):
+      arrays = {k: f[k] for k in ("samples", "lengths", "labels",
+                                  "speakers")}
+    if (arrays["lengths"].sum() != len(arrays["samples"])
+        or not len(arrays["lengths"]) == len(arrays["labels"])
+        == len(arrays["speakers"])):
+      raise ValueError("its arrays disagree in length")
+    return arrays
+  except FileNotFoundError:
+    return None
+  except (OSError, KeyError, ValueError, EOFError,
+          zipfile.BadZipFile) as error:
+    logging.warning("voice cache %s is damaged (%s); synthesising it again",
+                    path, str(error)[:100] or type(error).__name__)
     return None
 
 
@@ -140,9 +142,10 @@ def voice_bank(num_per_class: int, num_classes: int, *, sample_rate: int,
     arrays = _synthesise(settings)
     try:
       _write_atomic(path, arrays)
-    except OSError as e:
-      raise DataError(f"{path.parent}: cannot write the voice cache: "
-                      f"{e.strerror}") from None
+    except StorageError as e:
+      raise DataError(f"{path.parent}: cannot write the voice cache "
+                      f"({str(e).split(' while ')[0]}); free space or set "
+                      f"$AVDIGITS_CACHE_DIR to a writable directory") from None
   waves = np.split(arrays["samples"], np.cumsum(arrays["lengths"])[:-1])
   count = len(arrays["labels"])
   return SpeechSet(

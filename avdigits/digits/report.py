@@ -9,7 +9,7 @@ import numpy as np
 
 from avdigits.data.types import SPEECH_CLASS_NAMES
 from avdigits.summary import markdown_banner, mean_ci, pct
-from avdigits.training.workdir import write_json_atomic
+from avdigits.training.workdir import write_atomic, write_json_atomic
 
 PAPER = {"image": 0.993, "speech_512": "0.893-0.896",
          "speech_1024": "0.947-0.953", "annotation": 0.885,
@@ -164,6 +164,12 @@ def markdown(report: dict[str, Any], command: str) -> str:
   return "\n".join(lines)
 
 
+def _save_figure(fig: Any, path: pathlib.Path) -> None:
+  """Writes `fig` as a PNG, atomically (see workdir.write_atomic)."""
+  write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110),
+               "the figure", binary=True)
+
+
 def figures(report: dict[str, Any], directory: pathlib.Path) -> list[str]:
   """Writes the paper's Figures 4-7 analogues and the cost curve as PNG."""
   import matplotlib
@@ -190,7 +196,7 @@ def figures(report: dict[str, Any], directory: pathlib.Path) -> list[str]:
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     name = f"{task}_confusion.png"
-    fig.savefig(directory / name, dpi=110)
+    _save_figure(fig, directory / name)
     plt.close(fig)
     written.append(name)
 
@@ -207,7 +213,7 @@ def figures(report: dict[str, Any], directory: pathlib.Path) -> list[str]:
   ax.legend()
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(directory / "classifier_curves.png", dpi=110)
+  _save_figure(fig, directory / "classifier_curves.png")
   plt.close(fig)
   written.append("classifier_curves.png")
 
@@ -229,7 +235,7 @@ def figures(report: dict[str, Any], directory: pathlib.Path) -> list[str]:
                        ).set_ylabel(f"sum over {COST_BLOCK:,} iterations")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(directory / "align_cost.png", dpi=110)
+    _save_figure(fig, directory / "align_cost.png")
     plt.close(fig)
     written.append("align_cost.png")
   return written
@@ -240,5 +246,6 @@ def write(report: dict[str, Any], directory: pathlib.Path,
   """Writes report.json, report.md and the figures into `directory`."""
   directory.mkdir(parents=True, exist_ok=True)
   report["figures"] = figures(report, directory)
-  write_json_atomic(directory / "report.json", report)
-  (directory / "report.md").write_text(markdown(report, command))
+  write_json_atomic(directory / "report.json", report, "the report")
+  write_atomic(directory / "report.md",
+               lambda f: f.write(markdown(report, command)), "the report")

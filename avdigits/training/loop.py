@@ -20,6 +20,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from avdigits.errors import Interrupted
 from avdigits.training import checkpoint, metrics
 from avdigits.training.workdir import Stage
 
@@ -90,31 +91,40 @@ def train_stages_in_chunks(stages: Sequence[Stage], initial_state: Any, *,
              for stage in stages]
   for writer, stage in zip(writers, stages, strict=True):
     writer.write_hparams(stage.settings)
-  step = common
+  step = saved = common
   start = time.perf_counter()
-  with tqdm(total=steps, initial=step, desc=stages[0].name, leave=False,
-            disable=not show_progress) as bar:
-    while step < steps:
-      num_steps = min(steps_per_chunk, steps - step)
-      chunk_start = time.perf_counter()
-      state, values = run_chunk(state, step, num_steps)
-      values = np.asarray(values)
-      speed = num_steps / (time.perf_counter() - chunk_start)
-      for i, stage in enumerate(stages):
-        stage.check_finite(_part(values, i, stacked), step, what, flag)
-      step += num_steps
-      for i in range(len(stages)):
-        part = _part(state, i, stacked)
-        row = {"step": step, **summarise(part, _part(values, i, stacked))}
-        histories[i].append(row)
-        writers[i].write_scalars(step, {**{k: v for k, v in row.items()
-                                           if k != "step"},
-                                        "steps_per_second": speed})
-        checkpointers[i].save(step, part)
-      bar.update(num_steps)
-  for checkpointer, writer in zip(checkpointers, writers, strict=True):
-    checkpointer.close()
-    writer.close()
+  try:
+    with tqdm(total=steps, initial=step, desc=stages[0].name, leave=False,
+              disable=not show_progress) as bar:
+      while step < steps:
+        num_steps = min(steps_per_chunk, steps - step)
+        chunk_start = time.perf_counter()
+        state, values = run_chunk(state, step, num_steps)
+        values = np.asarray(values)
+        speed = num_steps / (time.perf_counter() - chunk_start)
+        for i, stage in enumerate(stages):
+          stage.check_finite(_part(values, i, stacked), step, what, flag)
+        step += num_steps
+        for i in range(len(stages)):
+          part = _part(state, i, stacked)
+          row = {"step": step, **summarise(part, _part(values, i, stacked))}
+          histories[i].append(row)
+          writers[i].write_scalars(step, {**{k: v for k, v in row.items()
+                                             if k != "step"},
+                                          "steps_per_second": speed})
+          checkpointers[i].save(step, part)
+        saved = step
+        bar.update(num_steps)
+  except Interrupted as stop:
+    names = ", ".join(str(s.directory) for s in stages)
+    stop.where = (f"stage {names} at step {saved} (its last checkpoint)"
+                  if saved else f"stage {names} before its first checkpoint")
+    raise
+  finally:
+    # Closed on every exit, so that no checkpointing thread outlives it.
+    for checkpointer, writer in zip(checkpointers, writers, strict=True):
+      checkpointer.close()
+      writer.close()
   seconds = time.perf_counter() - start
   return [LoopResult(_part(state, i, stacked), history, seconds)
           for i, history in enumerate(histories)]

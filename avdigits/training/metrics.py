@@ -20,6 +20,7 @@ from typing import Any
 
 from absl import logging
 
+from avdigits.errors import storage_error
 from avdigits.training import devices
 
 Scalars = Mapping[str, float]
@@ -55,9 +56,15 @@ class JsonlWriter(MetricWriter):
     self.path = pathlib.Path(path)
 
   def write_scalars(self, step: int, scalars: Scalars) -> None:
-    self.path.parent.mkdir(parents=True, exist_ok=True)
-    with open(self.path, "a") as f:
-      f.write(json.dumps({"step": step, **scalars}, sort_keys=True) + "\n")
+    """Appends the row; a write the machine refuses is a StorageError (a
+    row it cut short is dropped when the stage resumes)."""
+    try:
+      self.path.parent.mkdir(parents=True, exist_ok=True)
+      with open(self.path, "a") as f:
+        f.write(json.dumps({"step": step, **scalars}, sort_keys=True) + "\n")
+    except OSError as error:
+      raise storage_error(error, f"the metrics of step {step} to "
+                          f"{self.path}") from None
 
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
     del hparams
@@ -66,27 +73,37 @@ class JsonlWriter(MetricWriter):
     """Nothing is buffered: each row is appended and the file closed."""
 
   def read(self, up_to_step: int | None = None) -> list[dict[str, Any]]:
-    """The rows written, those after `up_to_step` left out; a line cut by
-    a kill is dropped."""
+    """The rows written, those after `up_to_step` left out; a last line cut
+    by a kill is dropped, any other damaged line too, with a warning."""
     if not self.path.exists():
       return []
     rows = []
-    for line in self.path.read_text().splitlines():
+    lines = self.path.read_bytes().decode(errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
       try:
         row = json.loads(line)
-      except json.JSONDecodeError:
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+          raise ValueError("not a metrics row")
+      except ValueError:
+        if number < len(lines):
+          logging.warning("%s: line %d is damaged; dropped", self.path,
+                          number)
         continue
-      if up_to_step is None or row.get("step", 0) <= up_to_step:
+      if up_to_step is None or row["step"] <= up_to_step:
         rows.append(row)
     return rows
 
   def rewrite(self, rows: Sequence[Mapping[str, Any]]) -> None:
     """Replaces the file's rows with `rows`, atomically (used on resume)."""
-    self.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = self.path.with_name(f".{self.path.name}.tmp")
-    tmp.write_text("".join(json.dumps(dict(r), sort_keys=True) + "\n"
-                           for r in rows))
-    os.replace(tmp, self.path)
+    try:
+      self.path.parent.mkdir(parents=True, exist_ok=True)
+      tmp.write_text("".join(json.dumps(dict(r), sort_keys=True) + "\n"
+                             for r in rows))
+      os.replace(tmp, self.path)
+    except OSError as error:
+      tmp.unlink(missing_ok=True)
+      raise storage_error(error, f"the metrics {self.path}") from None
 
 
 class LoggingWriter(MetricWriter):

@@ -16,12 +16,18 @@ import os
 import pathlib
 import sys
 import tempfile
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 import numpy as np
+from absl import logging
 
-from avdigits.errors import ConfigError, TrainingError
+from avdigits.errors import (
+  ConfigError,
+  StorageError,
+  TrainingError,
+  storage_error,
+)
 from avdigits.training import devices
 from avdigits.training.checkpoint import Checkpointer
 from avdigits.training.metrics import JsonlWriter
@@ -30,17 +36,42 @@ from avdigits.training.metrics import JsonlWriter
 TIMING_KEYS = ("steps_per_second",)
 
 
-def write_json_atomic(path: str | pathlib.Path, obj: Any) -> None:
-  """Writes JSON to a temporary file in the same directory, then renames."""
+def write_atomic(path: str | pathlib.Path, write: Callable[[IO], None],
+                 what: str = "", binary: bool = False) -> None:
+  """Calls `write(file)` on a temporary file in `path`'s directory, then
+  renames it to `path`: a reader sees the old file or the whole new one.
+
+  A write the machine refuses (no space, no permission) removes the
+  temporary file and raises a one-line StorageError naming `what` (e.g.
+  "the result of stage image") and `path`.
+  """
   path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False,
-                                   prefix=f".{path.name}.",
-                                   suffix=".tmp") as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(f.name, path)
+  temporary = None
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb" if binary else "w",
+                                     dir=path.parent, delete=False,
+                                     prefix=f".{path.name}.",
+                                     suffix=".tmp") as f:
+      temporary = f.name
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(temporary, path)
+  except BaseException as error:
+    if temporary is not None:
+      pathlib.Path(temporary).unlink(missing_ok=True)
+    if not isinstance(error, OSError):
+      raise
+    raise storage_error(error, f"{what + ' ' if what else ''}{path}"
+                        ) from None
+
+
+def write_json_atomic(path: str | pathlib.Path, obj: Any,
+                      what: str = "") -> None:
+  """Writes JSON to a temporary file in the same directory, then renames."""
+  write_atomic(path, lambda f: json.dump(obj, f, indent=1, sort_keys=True),
+               what)
 
 
 LOCK_NAME = ".lock"
@@ -61,8 +92,13 @@ def exclusive(workdir: str | pathlib.Path, flag: str = "--workdir"
     yield
     return
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  fd = os.open(workdir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(workdir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as error:
+    raise ConfigError(f"{flag}={workdir}: cannot create or write it "
+                      f"({(error.strerror or str(error)).lower()}); choose "
+                      f"a writable {flag}") from None
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -71,16 +107,28 @@ def exclusive(workdir: str | pathlib.Path, flag: str = "--workdir"
       raise ConfigError(
           f"{flag}={workdir} is in use by another run ({holder or 'pid ?'}); "
           f"wait for it to finish or use another {flag}") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv)}".encode(), 0)
+    try:
+      os.ftruncate(fd, 0)
+      os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv)}".encode(), 0)
+    except OSError as error:
+      raise ConfigError(f"{flag}={workdir}: cannot write it "
+                        f"({(error.strerror or str(error)).lower()}); free "
+                        f"space or choose another {flag}") from None
     yield
   finally:
     os.close(fd)  # releases the flock
 
 
-def read_json(path: str | pathlib.Path) -> Any:
-  with open(path) as f:
-    return json.load(f)
+def read_json(path: str | pathlib.Path,
+              fix: str = "delete it and run again") -> Any:
+  """The JSON in `path`; a damaged file is a one-line StorageError naming it
+  and `fix`, what to do about it."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    raise StorageError(f"{path} is damaged ({str(error)[:100]}); "
+                       f"{fix}") from None
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -102,6 +150,7 @@ class Stage:
     self.name = name
     self.directory = pathlib.Path(workdir) / name
     self.settings = json.loads(json.dumps(settings))  # normalise to JSON
+    self._result: dict[str, Any] | None = None
     self._check_settings()
 
   def _check_settings(self) -> None:
@@ -109,7 +158,7 @@ class Stage:
     if not path.exists() and not devices.is_writer():
       return
     if path.exists():
-      old = read_json(path)
+      old = read_json(path, f"delete {self.directory} to rerun this stage")
       changes = _diff(old, self.settings)
       if changes:
         raise ConfigError(
@@ -117,7 +166,8 @@ class Stage:
             f"({'; '.join(changes[:4])}); use another --workdir or delete "
             f"{self.directory} to rerun this stage")
     else:
-      write_json_atomic(path, self.settings)
+      write_json_atomic(path, self.settings, f"the config of stage "
+                        f"{self.name}")
 
   @property
   def checkpoint_dir(self) -> pathlib.Path:
@@ -142,15 +192,33 @@ class Stage:
                         f"{bad}; {kept}; lower --config.{flag}.learning_rate")
 
   def done(self) -> bool:
-    return (self.directory / "result.json").exists()
+    """Whether the stage finished: its result.json is there and readable.
+    A damaged one is derived (from the last checkpoint, which a finished
+    stage keeps): it is removed with a warning, and the stage finishes
+    again from that checkpoint."""
+    path = self.directory / "result.json"
+    if not path.exists():
+      return False
+    try:
+      self._result = read_json(path)
+    except StorageError as error:
+      logging.warning("%s; finishing stage %s again from its last "
+                      "checkpoint", str(error).split(";")[0], self.name)
+      if devices.is_writer():
+        path.unlink(missing_ok=True)
+      return False
+    return True
 
   def result(self) -> dict[str, Any]:
-    return read_json(self.directory / "result.json")
+    if self._result is None:
+      self._result = read_json(self.directory / "result.json")
+    return self._result
 
   def finish(self, result: dict[str, Any]) -> None:
     """Writes result.json (process 0 of a multi-process job)."""
     if devices.is_writer():
-      write_json_atomic(self.directory / "result.json", result)
+      write_json_atomic(self.directory / "result.json", result,
+                        f"the result of stage {self.name}")
 
   def resume(self, initial_state: Any, step: int | None = None
              ) -> tuple[Checkpointer, Any, list]:
@@ -159,7 +227,8 @@ class Stage:
     `initial_state` and no rows. The stage's metrics.jsonl is cut back to
     the restored step; the rows returned leave out `TIMING_KEYS`, so a
     resumed history equals an uninterrupted one."""
-    checkpointer = Checkpointer(self.checkpoint_dir)
+    checkpointer = Checkpointer(self.checkpoint_dir,
+                                label=f"stage {self.name}")
     restored = (checkpointer.restore_latest(initial_state) if step is None
                 else None if step == 0
                 else checkpointer.restore(step, initial_state))

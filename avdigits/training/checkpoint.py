@@ -6,7 +6,7 @@ that looks finished. If the newest checkpoint is nevertheless unreadable
 (disk corruption, a file removed by hand), `restore_latest` falls back to the
 previous one with a warning. A save that the machine refuses (no space, no
 permission) is one line naming the checkpoint and the one kept; SIGINT and
-SIGTERM wait until the checkpoint being written is complete.
+SIGTERM wait until the checkpoint being written (or read) is complete.
 """
 
 from __future__ import annotations
@@ -151,8 +151,9 @@ class Checkpointer:
     self._manager.reload()
     for step in sorted(self._manager.all_steps(), reverse=True):
       try:
-        state = self._manager.restore(
-            step, args=ocp.args.StandardRestore(template))
+        with signals_deferred():
+          state = self._manager.restore(
+              step, args=ocp.args.StandardRestore(template))
       except Exception as error:  # noqa: BLE001 - any unreadable checkpoint
         logging.warning("checkpoint %s/%d is unreadable (%s); removed, "
                         "falling back to the previous one", self.directory,
@@ -171,8 +172,9 @@ class Checkpointer:
     one-line StorageError."""
     self._manager.reload()
     try:
-      return step, self._manager.restore(
-          step, args=ocp.args.StandardRestore(template))
+      with signals_deferred():
+        return step, self._manager.restore(
+            step, args=ocp.args.StandardRestore(template))
     except Exception as error:  # noqa: BLE001 - any unreadable checkpoint
       first = str(error).splitlines()[0][:200] if str(error) else ""
       raise StorageError(

@@ -16,7 +16,7 @@ import sys
 
 from absl import flags
 
-from avdigits.data import sources
+from avdigits.data import sources, splits
 from avdigits.digits import draws, two_stage, validation
 from avdigits.errors import ConfigError
 from avdigits.inputs import prepare
@@ -51,9 +51,11 @@ def main(argv: list[str]) -> None:
       raise ConfigError(f"--inits: {init!r} is not one of {', '.join(INITS)}")
   cfg = cli.freeze(_CONFIG.value)
   validation.validate_reproduce(cfg)
-  if cfg.data.speech_split == "loso":
-    raise ConfigError("--config.data.speech_split=loso: draws run on one "
-                      "split; name it (e.g. loso:george)")
+  if cfg.data.speech_split == "loso" or splits.fold_count(
+      cfg.data.speech_split) is not None:
+    raise ConfigError(f"--config.data.speech_split="
+                      f"{cfg.data.speech_split}: draws run on one split; "
+                      f"name it (e.g. loso:george or fold:0of5)")
   workdir = pathlib.Path(_WORKDIR.value)
   with workdir_lock.exclusive(workdir):
     data_dir = sources.resolve_data_dir(_DATA_DIR.value)

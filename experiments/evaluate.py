@@ -15,14 +15,14 @@ import time
 import ml_collections
 from absl import flags
 
-from avdigits.data import sources
+from avdigits.data import sources, splits
 from avdigits.digits import report, two_stage
 from avdigits.errors import ConfigError
 from avdigits.inputs import prepare
 from avdigits.strings import pipeline as strings_pipeline
 from avdigits.strings import report as strings_report
 from avdigits.training import predict
-from avdigits.training.workdir import read_json, write_json_atomic
+from avdigits.training.workdir import read_json, split_dir, write_json_atomic
 from experiments import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A finished reproduce run.",
@@ -54,8 +54,9 @@ def main(argv: list[str]) -> None:
   start = time.perf_counter()
   data_dir = sources.resolve_data_dir(_DATA_DIR.value)
   split = _SPLIT.value
-  if split == "loso":
-    raise ConfigError("--split=loso: give one speaker (loso:NAME) or 'all'")
+  if split == "loso" or splits.fold_count(split, flag="--split") is not None:
+    raise ConfigError(f"--split={split}: give one split (loso:NAME, "
+                      f"fold:IofK) or 'all'")
   if split != "all":
     cfg.data.speech_split = split
   cfg = cli.freeze(cfg)
@@ -70,8 +71,9 @@ def main(argv: list[str]) -> None:
   # A "loso" workdir holds one model set per held-out speaker: each is
   # evaluated, and the report is over all of them.
   held_out = trained["data"]["speakers"].get("held_out_in_turn")
-  speech_dirs = ([workdir / f"loso_{name}" for name in held_out]
-                 if held_out else [workdir])
+  specs = (splits.in_turn_specs(trained["data"]["speech_split"], held_out)
+           if held_out else [trained["data"]["speech_split"]])
+  speech_dirs = [split_dir(workdir, spec, specs) for spec in specs]
   for speech_dir in speech_dirs:
     for seed in trained["seeds"]:
       params = two_stage.load_trained(cfg, workdir, seed, model_classes,

@@ -7,6 +7,8 @@ and deterministic given `seed`.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,9 +18,11 @@ from avdigits.data.types import SPEECH_CLASS_NAMES, ImageSet, SpeechSet
 from avdigits.errors import ConfigError, DataError
 
 IMAGE_MODES = ("auto", "official", "stratified", "all")
-SPEECH_MODES = ("upstream", "speakers", "loso", "stratified", "all")
+SPEECH_MODES = ("upstream", "speakers", "loso", "fold", "stratified", "all")
 SPEECH_SPEC_FORMS = ("upstream", "all", "stratified", "speakers:NAME[,NAME...]",
-                     "loso:NAME")
+                     "loso:NAME", "fold:IofK")
+# Run-level specs that expand into one split each, held out in turn.
+IN_TURN_FORMS = ("loso", "folds:K")
 _OFFICIAL = {"train", "test"}
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -83,14 +87,16 @@ def speech_split(speech: SpeechSet, *, mode: str = "upstream",
 
   "upstream" uses the corpus' own train/test subsets; "speakers" makes the
   `held_out` speakers test data; "loso" does the same for exactly one
-  speaker; "stratified" is a seeded per-class split; "all" makes every
-  utterance test data.
+  speaker; "fold" (`held_out` = ("IofK",)) makes fold I of K speaker folds
+  test data (`speaker_fold`; the people of every corpus but the first, when
+  there are several, so FSDD always trains); "stratified" is a seeded
+  per-class split; "all" makes every utterance test data.
   """
   if mode not in SPEECH_MODES:
     raise ConfigError(f"speech split {mode!r}: choose one of "
                       f"{', '.join(SPEECH_MODES)}")
   held_out = tuple(held_out)
-  if mode not in ("speakers", "loso") and held_out:
+  if mode not in ("speakers", "loso", "fold") and held_out:
     raise ConfigError(f"speech split {mode!r} takes no speakers, got "
                       f"{','.join(held_out)}")
   if mode == "upstream":
@@ -100,6 +106,8 @@ def speech_split(speech: SpeechSet, *, mode: str = "upstream",
                             seed=seed)
   if mode == "all":
     return _everything_test(len(speech))
+  if mode == "fold":
+    return _fold(speech, *_fold_index(held_out[0] if held_out else ""))
   return _held_out_speakers(speech, mode, held_out)
 
 
@@ -114,11 +122,45 @@ def parse_speech_split(spec: str, *, flag: str = "--config.data.speech_split"
   names = tuple(n.strip() for n in rest.split(",")) if sep else ()
   valid = ((mode in ("upstream", "all", "stratified") and not sep)
            or (mode == "speakers" and names and all(names))
-           or (mode == "loso" and len(names) == 1 and names[0]))
+           or (mode == "loso" and len(names) == 1 and names[0])
+           or (mode == "fold" and len(names) == 1
+               and _fold_index(names[0], strict=False) is not None))
   if not valid:
     raise ConfigError(f"{flag}={spec!r}: not a speech split; valid forms: "
                       f"{', '.join(SPEECH_SPEC_FORMS)}")
   return mode, names
+
+
+def fold_count(spec: str, *, flag: str = "--config.data.speech_split"
+               ) -> int | None:
+  """K of a run-level "folds:K" spec (K >= 2); None for any other spec."""
+  mode, sep, rest = str(spec).strip().partition(":")
+  if mode != "folds":
+    return None
+  if not (sep and rest.isdigit() and int(rest) >= 2):
+    raise ConfigError(f"{flag}={spec!r}: 'folds:K' needs a whole number "
+                      f"K >= 2 of speaker folds")
+  return int(rest)
+
+
+def check_run_split(spec: str, *, flag: str = "--config.data.speech_split"
+                    ) -> None:
+  """A config's speech split: one of SPEECH_SPEC_FORMS or IN_TURN_FORMS."""
+  if spec != "loso" and fold_count(spec, flag=flag) is None:
+    parse_speech_split(spec, flag=flag)
+
+
+def in_turn_specs(speech_split: str, names: Sequence[str]) -> list[str]:
+  """The split specs of a run that held out `names` in turn (the inverse of
+  `held_out_in_turn`'s speaker names)."""
+  mode = "fold" if fold_count(speech_split) is not None else "loso"
+  return [f"{mode}:{name}" for name in names]
+
+
+def speaker_fold(speaker: str, k: int) -> int:
+  """The fold (0..k-1) of a speaker id: its SHA-1 modulo k, so a person's
+  fold never depends on which other people a data directory holds."""
+  return int(hashlib.sha1(speaker.encode()).hexdigest(), 16) % k
 
 
 def check_classes(labels: np.ndarray, split_name: str, num_classes: int,
@@ -188,6 +230,32 @@ def _held_out_speakers(speech: SpeechSet, mode: str,
     raise ConfigError(f"speech split {mode}:{','.join(held_out)} holds out "
                       f"every speaker of {speech.source}; none left to train")
   test = np.flatnonzero(np.isin(speech.speakers, held_out)).astype(np.int64)
+  return _complement(len(speech), test)
+
+
+def _fold_index(name: str, *, strict: bool = True
+                ) -> tuple[int, int] | None:
+  """"IofK" -> (I, K) with 0 <= I < K, K >= 2."""
+  match = re.fullmatch(r"(\d+)of(\d+)", name)
+  if match and int(match[2]) >= 2 and int(match[1]) < int(match[2]):
+    return int(match[1]), int(match[2])
+  if strict:
+    raise ConfigError(f"speech split fold:{name}: expected fold:IofK with "
+                      f"0 <= I < K and K >= 2")
+  return None
+
+
+def _fold(speech: SpeechSet, index: int, k: int) -> Split:
+  """Fold `index` of `k` speaker folds as test data: the people of every
+  corpus but the first when there are several, else every speaker."""
+  pool = np.ones(len(speech), bool)
+  if speech.corpus is not None and len(set(speech.corpus.tolist())) > 1:
+    pool = speech.corpus != speech.corpus[0]
+  folds = np.array([speaker_fold(s, k) for s in speech.speakers.tolist()])
+  test = np.flatnonzero(pool & (folds == index)).astype(np.int64)
+  if not len(test):
+    raise DataError(f"speech split fold:{index}of{k}: no speaker of "
+                    f"{speech.source} falls in this fold")
   return _complement(len(speech), test)
 
 

@@ -70,10 +70,33 @@ def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
       for direction in runs[0]["recall"]}
   if "align" in runs[0]:
     report["align"] = align_cost(runs[0]["align"])
+  if "by_corpus" in runs[0]:
+    report["by_corpus"] = _by_corpus(runs)
   if splits:
     report["splits"] = {name: _split_summary(split_runs)
                         for name, split_runs in splits.items()}
+    worst = min(report["splits"],
+                key=lambda n: report["splits"][n]["annotation"]["accuracy"])
+    report["worst_split"] = {
+        "name": worst,
+        "annotation": report["splits"][worst]["annotation"]["accuracy"]}
   return report
+
+
+def _by_corpus(runs: list[dict[str, Any]]) -> dict[str, Any]:
+  """Each test corpus's figures, mean and 95% CI over runs (None where a
+  corpus's test utterances lack a speech class)."""
+  out = {}
+  for name, first in runs[0]["by_corpus"].items():
+    entry = {"test_utterances": first["test_utterances"]}
+    for key in ("speech_test_accuracy", "annotation", "retrieval"):
+      values = [r["by_corpus"][name][key] for r in runs]
+      entry[key] = (None if any(v is None for v in values)
+                    else mean_ci(values))
+    if "missing_classes" in first:
+      entry["missing_classes"] = first["missing_classes"]
+    out[name] = entry
+  return out
 
 
 COST_BLOCK = 50_000  # the paper's cost figure samples every 50,000 iterations
@@ -114,6 +137,26 @@ def _split_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
   return out
 
 
+def _by_corpus_lines(report: dict[str, Any]) -> list[str]:
+  """Each test corpus on its own row, with how many of its test speakers
+  were heard in training (speaker-dependent rows say so)."""
+  people = report["data"].get("test_speakers_by_corpus", {})
+  lines = ["", "Each test corpus (all test images):", "",
+           "| Test corpus | utterances | test speakers heard in training | "
+           "Speech convnet | Annotation | Retrieval |",
+           "| --- | --- | --- | --- | --- | --- |"]
+  for name, entry in report["by_corpus"].items():
+    heard = people.get(name, {})
+    cells = [pct(entry[k]["mean"], entry[k]["ci95"]) if entry[k] else
+             f"- (no {entry.get('missing_classes')})"
+             for k in ("speech_test_accuracy", "annotation", "retrieval")]
+    lines.append(f"| {name} | {entry['test_utterances']} | "
+                 f"{heard.get('heard_in_training', '?')} of "
+                 f"{heard.get('test_speakers', '?')} | " + " | ".join(cells)
+                 + " |")
+  return lines
+
+
 def markdown(report: dict[str, Any], command: str) -> str:
   """A results table beside the paper's, with data, split, seeds, timings."""
   d = report["data"]
@@ -135,7 +178,7 @@ def markdown(report: dict[str, Any], command: str) -> str:
     lines.append(f"| {name} | {pct(entry[key], entry.get(key + '_ci95'))} "
                  f"| {paper_text} |")
   if report.get("splits"):
-    lines += ["", "Each held-out speaker (trained on the others):", "",
+    lines += ["", "Each held-out speaker or fold (trained on the rest):", "",
               "| Held out | Speech convnet | Annotation | Retrieval |",
               "| --- | --- | --- | --- |"]
     for name, entry in report["splits"].items():
@@ -144,6 +187,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
       cells += [pct(entry[task]["accuracy"], entry[task]["accuracy_ci95"])
                 for task in ("annotation", "retrieval")]
       lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  if report.get("by_corpus"):
+    lines += _by_corpus_lines(report)
   lines += ["", "| Recall@k | R@1 | R@5 | R@10 |", "| --- | --- | --- | --- |"]
   for direction, values in report["recall"].items():
     cells = " | ".join(pct(values[k]["mean"], values[k]["ci95"])

@@ -24,5 +24,4 @@ def validate_reproduce(cfg: ml_collections.ConfigDict) -> None:
                       f"--config.speech.hidden_sizes="
                       f"{tuple(cfg.speech.hidden_sizes)}")
   AlignSchedule.from_config(cfg.align).validate("align")
-  if cfg.data.speech_split != "loso":
-    splits.parse_speech_split(cfg.data.speech_split)
+  splits.check_run_split(cfg.data.speech_split)

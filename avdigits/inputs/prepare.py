@@ -34,6 +34,7 @@ class Prepared:
   test_speech_labels: np.ndarray
   num_speech_classes: int
   summary: dict[str, Any]
+  test_speech_corpus: np.ndarray | None = None  # str [M]: each one's corpus
 
 
 def _speakers(speech: SpeechSet, index: np.ndarray) -> list[str]:
@@ -79,7 +80,12 @@ def speech_split_names(cfg: ml_collections.ConfigDict,
   """The speech split specs one run covers: "loso" (no name) is every
   speaker of the first speech corpus in turn (every other corpus always
   trains: FSDD's five voices held out one by one, each model also trained
-  on every Speech Commands person), anything else is itself."""
+  on every Speech Commands person); "folds:K" is each of K speaker folds of
+  the other corpora's people in turn (the first corpus always trains);
+  anything else is itself."""
+  folds = splits.fold_count(cfg.data.speech_split)
+  if folds is not None:
+    return [f"fold:{i}of{folds}" for i in range(folds)]
   if cfg.data.speech_split != "loso":
     return [cfg.data.speech_split]
   speech = corpora.speech
@@ -158,7 +164,9 @@ def prepare_data(cfg: ml_collections.ConfigDict,
       test_images=scaled[test_i], test_image_labels=images.labels[test_i],
       train_speech=train_feats, train_speech_labels=train_labels,
       test_speech=test_feats, test_speech_labels=speech.labels[test_s],
-      num_speech_classes=speech.num_classes, summary=summary)
+      num_speech_classes=speech.num_classes, summary=summary,
+      test_speech_corpus=(None if speech.corpus is None
+                          else speech.corpus[test_s]))
 
 
 def _audio_checks(speech: SpeechSet, num_frames: int | None
@@ -198,6 +206,23 @@ def _summary(images: ImageSet, speech: SpeechSet, train_i, test_i, train_s,
                    "test": _speakers(speech, test_s)},
       "num_speech_classes": speech.num_classes,
       "sample_rate": speech.sample_rate,
+      **({} if speech.corpus is None else {
+          "test_speakers_by_corpus": _test_speakers_by_corpus(
+              speech, train_s, test_s)}),
   }
+
+
+def _test_speakers_by_corpus(speech: SpeechSet, train_s: np.ndarray,
+                             test_s: np.ndarray) -> dict[str, dict[str, int]]:
+  """Per corpus: its test speakers, and how many of them also train (0 for
+  a speaker-independent split)."""
+  heard = set(speech.speakers[train_s].tolist())
+  out = {}
+  for name in sorted(set(speech.corpus[test_s].tolist())):
+    people = set(speech.speakers[test_s][speech.corpus[test_s] == name]
+                 .tolist())
+    out[name] = {"test_speakers": len(people),
+                 "heard_in_training": len(people & heard)}
+  return out
 
 

@@ -212,7 +212,8 @@ def evaluate_workdir(cfg: ml_collections.ConfigDict, trained: dict[str, Any],
   data = string_data(cfg, corpora, split if split == "all" else None,
                      data_dir)
   held_out = trained["data"]["speakers"].get("held_out_in_turn")
-  specs = [f"loso:{name}" for name in held_out] if held_out else [split]
+  specs = (splits.in_turn_specs(trained["data"]["speech_split"], held_out)
+           if held_out else [split])
   roots = [split_dir(workdir, spec, specs) for spec in specs]
   runs = []
   for root in roots:

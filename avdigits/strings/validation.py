@@ -30,5 +30,4 @@ def validate_strings(cfg: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"--config.strings.test_speech="
                       f"{cfg.strings.test_speech!r}: choose built or "
                       f"connected")
-  if cfg.data.speech_split != "loso":
-    splits.parse_speech_split(cfg.data.speech_split)
+  splits.check_run_split(cfg.data.speech_split)

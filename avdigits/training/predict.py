@@ -86,4 +86,38 @@ def evaluate_models(cfg: ml_collections.ConfigDict, data: Any, image_params,
   out["speech_test_accuracy"] = float(
       (outputs["speech_logits"].argmax(-1)[known]
        == data.test_speech_labels[known]).mean())
+  corpus = getattr(data, "test_speech_corpus", None)
+  if corpus is not None and len(set(corpus.tolist())) > 1:
+    out["by_corpus"] = {
+        name: _corpus_figures(outputs, data, corpus == name, known,
+                              trials=cfg.eval.trials, seed=seed)
+        for name in sorted(set(corpus.tolist()))}
+  return out
+
+
+def _corpus_figures(outputs: dict[str, np.ndarray], data: Any,
+                    columns: np.ndarray, known: np.ndarray, *, trials: int,
+                    seed: int) -> dict[str, Any]:
+  """The speech figures of one corpus's test utterances (`columns`): its
+  classifier accuracy, and annotation/retrieval against all test images
+  where it has every speech class (else None, with the classes missing)."""
+  labels = data.test_speech_labels[columns]
+  keep = known[columns]
+  out: dict[str, Any] = {
+      "test_utterances": int(columns.sum()),
+      "speech_test_accuracy": float(
+          (outputs["speech_logits"][columns].argmax(-1)[keep]
+           == labels[keep]).mean()),
+  }
+  missing = sorted(set(range(data.num_speech_classes))
+                   - set(labels.tolist()))
+  if missing:
+    out["annotation"] = out["retrieval"] = None
+    out["missing_classes"] = missing
+    return out
+  figures = evaluate.evaluate_scores(
+      outputs["scores"][:, columns], data.test_image_labels, labels,
+      data.num_speech_classes, trials=trials, seed=seed)
+  out["annotation"] = figures["annotation"]["accuracy"]
+  out["retrieval"] = figures["retrieval"]["accuracy"]
   return out

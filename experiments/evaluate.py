@@ -21,7 +21,7 @@ from avdigits.errors import ConfigError
 from avdigits.inputs import prepare
 from avdigits.strings import pipeline as strings_pipeline
 from avdigits.strings import report as strings_report
-from avdigits.training import predict
+from avdigits.training import devices, predict
 from avdigits.training.workdir import read_json, write_json_atomic
 from experiments import cli
 
@@ -84,9 +84,9 @@ def main(argv: list[str]) -> None:
   result = report.aggregate(runs, data=data.summary, config=cfg.to_dict(),
                             seed=cfg.seed, timings=timings)
   result["trained_on"] = trained["data"]
-  write_json_atomic(_OUTPUT.value, result)
-  print(f"annotation {result['annotation']['accuracy']:.4f}  retrieval "
-        f"{result['retrieval']['accuracy']:.4f} -> {_OUTPUT.value}")
+  if write_output(result):
+    print(f"annotation {result['annotation']['accuracy']:.4f}  retrieval "
+          f"{result['retrieval']['accuracy']:.4f} -> {_OUTPUT.value}")
 
 
 def _evaluate_strings(cfg, trained, data_dir, workdir: pathlib.Path,
@@ -98,9 +98,17 @@ def _evaluate_strings(cfg, trained, data_dir, workdir: pathlib.Path,
   result = strings_report.aggregate(runs, data=summary, config=cfg.to_dict(),
                                     seed=cfg.seed, timings=timings)
   result["trained_on"] = trained["data"]
+  if write_output(result):
+    print("\n".join(strings_report.summary_lines(result)))
+    print(f"-> {_OUTPUT.value}")
+
+
+def write_output(result: dict) -> bool:
+  """Writes --output from process 0 only; whether this process wrote it."""
+  if not devices.is_writer():
+    return False
   write_json_atomic(_OUTPUT.value, result)
-  print("\n".join(strings_report.summary_lines(result)))
-  print(f"-> {_OUTPUT.value}")
+  return True
 
 
 if __name__ == "__main__":

@@ -500,6 +500,22 @@ def test_strings_config_is_valid_and_bad_settings_are_one_line():
       validation.validate_strings(bad)
 
 
+def test_strings_refuse_settings_they_ignore_and_several_processes(
+    monkeypatch):
+  for key in ("scan_steps", "parallel_seeds"):
+    bad = strings_config.get_config()
+    bad[key] = "true"
+    with pytest.raises(ConfigError, match=f"^--config.{key}: the strings "
+                       "task does not read it"):
+      validation.validate_strings(bad)
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  with pytest.raises(ConfigError) as error:
+    validation.validate_strings(strings_config.get_config())
+  assert str(error.value) == (
+      "--num_processes=2: the strings task runs as one process (its state "
+      "lives on one local device); run it without --num_processes")
+
+
 # ------------------------------------------------------------ end to end
 
 

@@ -8,6 +8,7 @@ config, the evaluate command) runs in-process on the reference's workdir.
 
 import json
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -236,22 +237,45 @@ def test_sigkill_after_a_checkpoint_then_rerun_resumes_to_the_same_report(
   assert resumed["align"]["history"] == reference[1]["align"]["history"]
 
 
-def test_evaluate_command_uses_every_example_as_test_data(
-    reference, tmp_path, monkeypatch):
-  workdir, _ = reference
-  output = tmp_path / "other.json"
+def _evaluate(monkeypatch, workdir, output, split, data_dir=None,
+              images=None, speech=None):
+  """experiments.evaluate's main with these flags."""
   monkeypatch.delenv("AVDIGITS_DATA_DIR", raising=False)
   with entry_point("experiments.evaluate") as command:
-    # Its flags, as `--workdir=... --split=all --output=...` sets them.
-    for holder, value in (("_WORKDIR", str(workdir)), ("_DATA_DIR", None),
-                          ("_SPLIT", "all"), ("_OUTPUT", str(output)),
-                          ("_IMAGES", None), ("_SPEECH", None)):
+    for holder, value in (("_WORKDIR", str(workdir)),
+                          ("_DATA_DIR", data_dir), ("_SPLIT", split),
+                          ("_OUTPUT", str(output)), ("_IMAGES", images),
+                          ("_SPEECH", speech)):
       monkeypatch.setattr(command, holder, types.SimpleNamespace(value=value))
     command.main(["evaluate"])
+
+
+def test_evaluate_command_refuses_the_models_training_data(
+    reference, tmp_path, monkeypatch):
+  workdir, trained = reference
+  output = tmp_path / "other.json"
+  # The same synthetic corpora: 'all' holds every training example.
+  with pytest.raises(ConfigError) as error:
+    _evaluate(monkeypatch, workdir, output, "all")
+  assert str(error.value) == (
+      f"--split=all: {trained['data']['counts']['train_images']} of its 400 "
+      f"test images trained the model of split stratified; choose a split "
+      f"disjoint from the training data, or --split=all on another data "
+      f"directory")
+  # A speaker's utterances: stratified training held most of them.
+  speaker = trained["data"]["speakers"]["train"][0]
+  pattern = (rf"^--split=speakers:{re.escape(speaker)}: \d+ of its \d+ "
+             r"test utterances trained the model")
+  with pytest.raises(ConfigError, match=pattern):
+    _evaluate(monkeypatch, workdir, output, f"speakers:{speaker}")
+  assert not output.exists()
+  # The run's own split is disjoint from its training data.
+  _evaluate(monkeypatch, workdir, output, "stratified")
   result = json.loads(output.read_text())
   for key in ("image_classifier", "speech_classifier", "annotation",
               "retrieval", "data", "config", "seed", "timings_s"):
     assert key in result
-  counts = result["data"]["counts"]
-  assert counts["train_images"] == 0 and counts["train_utterances"] == 0
-  assert counts["test_images"] == 400 and counts["test_utterances"] == 88
+  assert result["data"]["counts"] == dict(
+      trained["data"]["counts"],
+      train_utterances_expanded=result["data"]["counts"][
+          "train_utterances_expanded"])

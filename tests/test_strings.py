@@ -578,11 +578,16 @@ def test_reproduce_and_evaluate_strings_end_to_end(tmp_path, monkeypatch):
   with entry_point("experiments.evaluate") as command:
     _set_flags(monkeypatch, command, _WORKDIR=str(workdir), _DATA_DIR=None,
                _SPLIT="all", _OUTPUT=str(output), _IMAGES=None, _SPEECH=None)
+    # The same synthetic corpora: 'all' holds the training examples.
+    with pytest.raises(ConfigError, match="^--split=all: .* trained the "
+                       "model of split stratified"):
+      command.main(["evaluate"])
+    _set_flags(monkeypatch, command, _SPLIT="stratified")
     command.main(["evaluate"])
   other = json.loads(output.read_text())
   counts = other["data"]["counts"]
-  assert counts["train_images"] == 0 and counts["train_utterances"] == 0
-  assert counts["test_utterances"] == 88
+  assert counts["test_utterances"] == report["data"]["counts"][
+      "test_utterances"]
   assert sorted(other["strings"]) == ["2", "3"]
   assert other["trained_on"]["speech_split"] == "stratified"
 

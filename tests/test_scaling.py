@@ -10,6 +10,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -87,15 +88,30 @@ def test_batch_must_split_over_the_data_axis():
     devices.check_batch(64, fake, "image")
 
 
-def test_platform_info_and_precision():
+def _product_precision() -> str:
+  """The precision of a jitted matrix product, as XLA is asked for it."""
+  a = jnp.ones((4, 4))
+  text = jax.jit(lambda x, y: x @ y).lower(a, a).as_text()
+  dots = [line for line in text.splitlines() if "dot_general" in line]
+  assert len(dots) == 1, text
+  return dots[0].split("precision = [")[1].split(",")[0]
+
+
+def test_set_precision_reaches_the_compiled_products():
   info = devices.info()
   assert info["backend"] == jax.default_backend()
-  assert info["device_count"] == jax.device_count() >= 1
   assert info["process_count"] == 1
-  devices.set_precision("highest")
-  assert devices.info()["matmul_precision"] == "highest"
+  try:
+    for precision, hlo in (("default", "DEFAULT"), ("high", "HIGH"),
+                           ("highest", "HIGHEST")):
+      devices.set_precision(precision)
+      assert _product_precision() == hlo
+      assert devices.info()["matmul_precision"] == precision
+  finally:
+    devices.set_precision("highest")
   with pytest.raises(ConfigError, match="matmul_precision='fast'"):
     devices.set_precision("fast")
+  assert _product_precision() == "HIGHEST"
 
 
 @pytest.mark.slow

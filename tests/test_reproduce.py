@@ -279,3 +279,75 @@ def test_evaluate_command_refuses_the_models_training_data(
       trained["data"]["counts"],
       train_utterances_expanded=result["data"]["counts"][
           "train_utterances_expanded"])
+
+
+def _other_data_dir(root, sample_rate):
+  """A data directory the reference never saw: 30 random MNIST-format
+  images and FSDD-format recordings of other eSpeak NG draws (seed 7)."""
+  from scipy.io import wavfile
+
+  from avdigits.data.synthetic import synthetic_speech
+  from tests.test_mnist import write_pair
+  (root / "mnist").mkdir(parents=True)
+  write_pair(root / "mnist", "other", np.repeat(np.arange(10), 3), seed=7)
+  folder = root / "fsdd" / "recordings"
+  folder.mkdir(parents=True)
+  speech = synthetic_speech(2, sample_rate=sample_rate, seed=7)
+  for i, (wave, label) in enumerate(zip(speech.waveforms, speech.labels,
+                                        strict=True)):
+    if label < 10:
+      wavfile.write(folder / f"{label}_voice{i % 2}_{i}.wav", sample_rate,
+                    (np.asarray(wave) * 20000).astype(np.int16))
+  return root
+
+
+def test_evaluate_all_on_another_data_directory_by_hand(
+    reference, reference_config, tmp_path, monkeypatch):
+  """`--split=all` on another data directory: every example is test data,
+  and each figure is the protocol applied to the saved models' outputs,
+  which equal a hand computation (direct apply; the aligner in float64)."""
+  workdir, trained = reference
+  other = _other_data_dir(tmp_path / "other",
+                          reference_config.data.sample_rate)
+  output = tmp_path / "other.json"
+  _evaluate(monkeypatch, workdir, output, "all", data_dir=str(other),
+            images="mnist", speech="fsdd")
+  result = json.loads(output.read_text())
+  cfg = ml_collections.ConfigDict(reference_config.to_dict())
+  cfg.data.images, cfg.data.speech = "mnist", "fsdd"
+  data = prepare.prepare_data(cfg, other, split_override="all")
+  counts = result["data"]["counts"]
+  assert (counts["train_images"], counts["train_utterances"]) == (0, 0)
+  assert counts["test_images"] == 30
+  assert counts["test_utterances"] == len(data.test_speech_labels) == 20
+  classes = trained["data"]["num_speech_classes"]
+  image_params, speech_params, align_params = two_stage.load_trained(
+      cfg, workdir, 0, classes)
+  outputs = predict.test_outputs(cfg, data, image_params, speech_params,
+                                 align_params, classes)
+  inet = nets.image_net(cfg.image)
+  snet = nets.speech_net(cfg.speech, classes, cfg.align.speech_hidden)
+  w = np.asarray(inet.apply({"params": image_params}, data.test_images,
+                            method="embed"), np.float64)
+  v = np.asarray(snet.apply({"params": speech_params}, data.test_speech,
+                            method="embed"), np.float64)
+  np.testing.assert_allclose(outputs["scores"],
+                             _scores_by_hand(align_params, w, v),
+                             rtol=1e-4, atol=1e-4)
+  assert result["image_classifier"]["test_accuracy"] == np.mean(
+      outputs["image_logits"].argmax(-1) == data.test_image_labels)
+  assert result["speech_classifier"]["test_accuracy"] == np.mean(
+      outputs["speech_logits"].argmax(-1) == data.test_speech_labels)
+  scores = outputs["scores"]
+  speech_digits = speech_class_to_digit(data.test_speech_labels)
+  # R@1 both ways, by hand: is the best-scoring item of the same digit?
+  assert result["recall"]["image_to_speech"]["R@1"]["mean"] == np.mean(
+      speech_digits[scores.argmax(1)] == data.test_image_labels)
+  assert result["recall"]["speech_to_image"]["R@1"]["mean"] == np.mean(
+      data.test_image_labels[scores.argmax(0)] == speech_digits)
+  expected = evaluate.evaluate_scores(
+      scores, data.test_image_labels, data.test_speech_labels,
+      data.num_speech_classes, trials=cfg.eval.trials, seed=0)
+  for task in ("annotation", "retrieval"):
+    assert result[task]["accuracy"] == expected[task]["accuracy"]
+    assert result[task]["confusion"] == expected[task]["confusion"]

@@ -284,7 +284,12 @@ def main(argv: list[str]) -> None:
     result["reproduce_seconds"] = detail["reproduce"]["total"]
     print("reproduce_seconds", round(result["reproduce_seconds"], 1))
   result["detail"] = detail
-  if _OUTPUT.value:
+  write_output(result)
+
+
+def write_output(result: dict) -> None:
+  """Writes --output (when given) from process 0 only."""
+  if _OUTPUT.value and devices.is_writer():
     write_json_atomic(_OUTPUT.value, result)
 
 

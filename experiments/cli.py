@@ -23,6 +23,7 @@ from avdigits.errors import (
   storage_error,
 )
 from avdigits.training import devices
+from avdigits.training.workdir import write_atomic
 from experiments import quiet, supervise
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
@@ -185,7 +186,8 @@ def freeze(cfg: ml_collections.ConfigDict) -> ml_collections.FrozenConfigDict:
 def update_readme(path: pathlib.Path, section: str,
                   figures: list[pathlib.Path], suite: str = "study") -> None:
   """Replaces the text between `<!-- suite:begin/end -->` in `path`
-  (atomically) with `section` and links to `figures`."""
+  (atomically, through a uniquely named temporary file in its directory)
+  with `section` and links to `figures`."""
   begin, end = f"<!-- {suite}:begin -->", f"<!-- {suite}:end -->"
   text = path.read_text()
   if begin not in text or end not in text:
@@ -196,6 +198,5 @@ def update_readme(path: pathlib.Path, section: str,
       f"\n![{f.stem}]({os.path.relpath(f, path.parent)})\n" for f in figures)
   head, rest = text.split(begin, 1)
   _, tail = rest.split(end, 1)
-  tmp = path.with_name(f".{path.name}.tmp")
-  tmp.write_text(f"{head}{begin}\n{section}{links}{end}{tail}")
-  os.replace(tmp, path)
+  new = f"{head}{begin}\n{section}{links}{end}{tail}"
+  write_atomic(path, lambda f: f.write(new), "the --readme page")

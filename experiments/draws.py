@@ -20,9 +20,10 @@ from avdigits.data import sources, splits
 from avdigits.digits import draws, two_stage, validation
 from avdigits.errors import ConfigError
 from avdigits.inputs import prepare
+from avdigits.training import devices
 from avdigits.training import workdir as workdir_lock
 from avdigits.training.align import INITS
-from avdigits.training.workdir import write_json_atomic
+from avdigits.training.workdir import write_atomic, write_json_atomic
 from experiments import cli
 
 _WORKDIR, _DATA_DIR = cli.define_run_flags(
@@ -78,12 +79,22 @@ def main(argv: list[str]) -> None:
         f"{sum(r['train_seconds'] for r in rows):,.0f} s of training in "
         f"all.\n\n"
         + draws.summary_markdown(rows))
-    write_json_atomic(workdir / "draws.json", {"command": command,
-                                               "rows": rows})
-    (workdir / "draws.md").write_text(section)
-    if _README.value:
-      cli.update_readme(pathlib.Path(_README.value), section, [], suite="draws")
-    print(section)
+    write_outputs(workdir, command, rows, section)
+    if devices.is_writer():
+      print(section)
+
+
+def write_outputs(workdir: pathlib.Path, command: str, rows: list[dict],
+                  section: str) -> None:
+  """draws.json, draws.md and, with --readme, that page's draws markers,
+  from process 0 only."""
+  if not devices.is_writer():
+    return
+  write_json_atomic(workdir / "draws.json", {"command": command,
+                                             "rows": rows})
+  write_atomic(workdir / "draws.md", lambda f: f.write(section))
+  if _README.value:
+    cli.update_readme(pathlib.Path(_README.value), section, [], suite="draws")
 
 
 if __name__ == "__main__":

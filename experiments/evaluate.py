@@ -4,7 +4,10 @@ r"""Evaluates the models trained in a workdir on another data directory.
       --data_dir=/path/to/other/data --split=all --output=/tmp/other.json
 
 With --split=all every example of --data_dir is evaluation data (unseen
-images or speakers). Writes the same report.json keys as reproduce; for a
+images or speakers). A split holding an image or utterance that trained a
+model of the workdir (compared by their bytes, on the corpora the run used)
+is refused: --split=all on another data directory, or a split disjoint from
+each model's training data. Writes the same report.json keys as reproduce; for a
 digit-strings workdir (experiments/configs/strings.py), the test strings
 are built from --data_dir's utterances and images with the run's seeds.
 """
@@ -21,7 +24,7 @@ from avdigits.errors import ConfigError
 from avdigits.inputs import prepare
 from avdigits.strings import pipeline as strings_pipeline
 from avdigits.strings import report as strings_report
-from avdigits.training import predict
+from avdigits.training import devices, predict
 from avdigits.training.workdir import read_json, split_dir, write_json_atomic
 from experiments import cli
 
@@ -29,8 +32,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A finished reproduce run.",
                                required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data to evaluate on.")
 _SPLIT = flags.DEFINE_string(
-    "split", "all", "'all' (every example is test data) or a speech split "
-    "spec as in the config (upstream, speakers:a,b, loso:name, ...).")
+    "split", "all", "'all' (every example is test data; another data "
+    "directory than training's) or a speech split spec as in the config "
+    "(upstream, speakers:a,b, loso:name, ...) disjoint from every model's "
+    "training data.")
 _OUTPUT = flags.DEFINE_string("output", None, "Where to write the JSON "
                               "report.", required=True)
 _IMAGES = flags.DEFINE_string("images", None, "Override the image source.")
@@ -46,6 +51,7 @@ def main(argv: list[str]) -> None:
                       f"experiments.reproduce there first")
   trained = read_json(workdir / "report.json", "run experiments.reproduce "
                       "with the same flags to write it again")
+  trained_cfg = ml_collections.ConfigDict(trained["config"])
   cfg = ml_collections.ConfigDict(trained["config"])
   if _IMAGES.value:
     cfg.data.images = _IMAGES.value
@@ -60,12 +66,14 @@ def main(argv: list[str]) -> None:
   if split != "all":
     cfg.data.speech_split = split
   cfg = cli.freeze(cfg)
+  corpora = prepare.load_corpora(cfg, data_dir)
+  prepare.check_unseen(trained_cfg, trained["data"], cfg, corpora, split)
   if cfg.get("task", "digits") == "strings":
     _evaluate_strings(cfg, trained, data_dir, workdir, split, start)
     return
   data = prepare.prepare_data(cfg, data_dir,
                               split_override="all" if split == "all"
-                              else None)
+                              else None, corpora=corpora)
   model_classes = trained["data"]["num_speech_classes"]
   runs = []
   # A "loso" workdir holds one model set per held-out speaker: each is
@@ -86,9 +94,9 @@ def main(argv: list[str]) -> None:
   result = report.aggregate(runs, data=data.summary, config=cfg.to_dict(),
                             seed=cfg.seed, timings=timings)
   result["trained_on"] = trained["data"]
-  write_json_atomic(_OUTPUT.value, result)
-  print(f"annotation {result['annotation']['accuracy']:.4f}  retrieval "
-        f"{result['retrieval']['accuracy']:.4f} -> {_OUTPUT.value}")
+  if write_output(result):
+    print(f"annotation {result['annotation']['accuracy']:.4f}  retrieval "
+          f"{result['retrieval']['accuracy']:.4f} -> {_OUTPUT.value}")
 
 
 def _evaluate_strings(cfg, trained, data_dir, workdir: pathlib.Path,
@@ -100,9 +108,17 @@ def _evaluate_strings(cfg, trained, data_dir, workdir: pathlib.Path,
   result = strings_report.aggregate(runs, data=summary, config=cfg.to_dict(),
                                     seed=cfg.seed, timings=timings)
   result["trained_on"] = trained["data"]
+  if write_output(result):
+    print("\n".join(strings_report.summary_lines(result)))
+    print(f"-> {_OUTPUT.value}")
+
+
+def write_output(result: dict) -> bool:
+  """Writes --output from process 0 only; whether this process wrote it."""
+  if not devices.is_writer():
+    return False
   write_json_atomic(_OUTPUT.value, result)
-  print("\n".join(strings_report.summary_lines(result)))
-  print(f"-> {_OUTPUT.value}")
+  return True
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ from avdigits.errors import ConfigError, DataError
 from avdigits.study import pipeline as study
 from avdigits.study import report as study_report
 from avdigits.study import validation
+from avdigits.training import devices
 from avdigits.training import workdir as workdir_lock
-from avdigits.training.workdir import write_json_atomic
+from avdigits.training.workdir import write_atomic, write_json_atomic
 from experiments import cli
 
 EXPERIMENTS = (
@@ -143,8 +144,6 @@ def main(argv: list[str]) -> None:
             f"{summaries[-1]['average']['retrieval']['mean']:.4f} "
             f"({result['seconds']:.0f} s)", flush=True)
     total = time.perf_counter() - start
-    figures_dir = pathlib.Path(_FIGURES.value or workdir / "figures")
-    figures = study_report.figures(summaries, figures_dir)
     command = " ".join(["python -m experiments.study"] + sys.argv[1:])
     any_data = next((v for v in loaded.values() if not isinstance(v, str)),
                     None)
@@ -161,21 +160,35 @@ def main(argv: list[str]) -> None:
                  f"runs took {run_seconds:,.0f} s when trained (summed over "
                  f"runs; finished runs are restored, not retrained); this "
                  f"invocation: {total:.0f} s.")
-    section = study_report.markdown(summaries, skipped, command, data_line)
-    if baseline and baseline in all_runs:
-      section = study_report.gains_markdown(summaries, all_runs, baseline,
-                                            command, data_line)
-      figures = []
-    write_json_atomic(workdir / "study.json",
-                      {"summaries": summaries, "skipped": skipped,
-                       "seconds": total, "data_seconds": data_seconds,
-                       "command": command})
-    (workdir / "study.md").write_text(section)
-    if _README.value:
-      cli.update_readme(pathlib.Path(_README.value), section, figures,
-                        _MARKERS.value or _SUITE.value)
-    print(f"study: {len(summaries)} experiments in {total:.0f} s -> "
-          f"{workdir}/study.md")
+    gains = bool(baseline and baseline in all_runs)
+    section = (study_report.gains_markdown(summaries, all_runs, baseline,
+                                           command, data_line) if gains
+               else study_report.markdown(summaries, skipped, command,
+                                          data_line))
+    write_outputs(workdir, summaries, section,
+                  {"summaries": summaries, "skipped": skipped,
+                   "seconds": total, "data_seconds": data_seconds,
+                   "command": command}, link_figures=not gains)
+    if devices.is_writer():
+      print(f"study: {len(summaries)} experiments in {total:.0f} s -> "
+            f"{workdir}/study.md")
+
+
+def write_outputs(workdir: pathlib.Path, summaries: list[dict],
+                  section: str, study_json: dict, link_figures: bool) -> None:
+  """The study's final files, from process 0 only: the figures, study.json,
+  study.md and, with --readme, that page's markers (linking the figures
+  unless `link_figures` is false)."""
+  if not devices.is_writer():
+    return
+  figures_dir = pathlib.Path(_FIGURES.value or workdir / "figures")
+  figures = study_report.figures(summaries, figures_dir)
+  write_json_atomic(workdir / "study.json", study_json)
+  write_atomic(workdir / "study.md", lambda f: f.write(section))
+  if _README.value:
+    cli.update_readme(pathlib.Path(_README.value), section,
+                      figures if link_figures else [],
+                      _MARKERS.value or _SUITE.value)
 
 
 if __name__ == "__main__":

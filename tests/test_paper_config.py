@@ -61,7 +61,11 @@ def test_mirrored_start_is_the_exact_negation_of_a_negative_draw():
                                            digits, v, labels, seed=seed)
     negative = info["mean_positive_score"] < 0
     signs[negative] = True
-    assert minfo["mirrored"] is negative and not info["mirrored"]
+    assert minfo["mirrored"] is negative
+    # The plain start is the draw as it came, a negative one included: its
+    # score, by hand from the returned parameters, is the draw's.
+    assert positive_score_by_hand(plain, w, digits, v, labels) == (
+        pytest.approx(info["mean_positive_score"], rel=1e-4))
     assert minfo["mean_positive_score"] == pytest.approx(
         abs(info["mean_positive_score"]), rel=1e-5)
     np.testing.assert_array_equal(mirrored["image_map"]["kernel"],
@@ -204,19 +208,26 @@ def test_speech_pool_readings(pool, flat, total):
   params = net.init(jax.random.key(0), x)["params"]
   assert params["dense1"]["kernel"].shape == (flat, 1024)
   assert sum(a.size for a in jax.tree.leaves(params)) == total
-  # "time": the max over 3 frames of each map, then ReLU.
-  if pool == "time":
-    conv = net.apply({"params": params}, x,
-                     method=lambda m, x: m.conv(x))
-    pooled = np.maximum(np.maximum(np.maximum(conv[:, :-2], conv[:, 1:-1]),
-                                   conv[:, 2:]), 0)
-    dense = np.maximum(pooled.reshape(2, -1) @ params["dense1"]["kernel"]
-                       + params["dense1"]["bias"], 0)
-    dense = np.maximum(dense @ params["dense2"]["kernel"]
-                       + params["dense2"]["bias"], 0)
-    np.testing.assert_allclose(net.apply({"params": params}, x,
-                                         method="embed"), dense, rtol=1e-4,
-                               atol=1e-4)
+  # By loops: "time", the max over 3 frames of each map; "time_channel",
+  # over 3 frames x 4 maps, windows starting at every second map; then ReLU.
+  conv = np.asarray(net.apply({"params": params}, x,
+                              method=lambda m, x: m.conv(x)))
+  frames, maps = conv.shape[1] - 2, conv.shape[2]
+  windows = ([(c, c + 1) for c in range(maps)] if pool == "time"
+             else [(c, c + 4) for c in range(0, maps - 3, 2)])
+  pooled = np.zeros((2, frames, len(windows)), np.float32)
+  for b in range(2):
+    for t in range(frames):
+      for k, (lo, hi) in enumerate(windows):
+        pooled[b, t, k] = max(conv[b, t:t + 3, lo:hi].max(), 0.0)
+  assert pooled.shape[1] * pooled.shape[2] == flat
+  dense = np.maximum(pooled.reshape(2, -1) @ params["dense1"]["kernel"]
+                     + params["dense1"]["bias"], 0)
+  dense = np.maximum(dense @ params["dense2"]["kernel"]
+                     + params["dense2"]["bias"], 0)
+  np.testing.assert_allclose(net.apply({"params": params}, x,
+                                       method="embed"), dense, rtol=1e-4,
+                             atol=1e-4)
 
 
 def test_bad_pool_and_init_are_config_errors():

@@ -6,15 +6,14 @@ ValueError from numpy, ...) is a bug.
 """
 
 import gzip
-import importlib
 import warnings
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from avdigits.data import audio
+from avdigits.data.mnist import read_idx
 from avdigits.errors import DataError
 from tests.test_audio import chunk, int24_bytes, riff_bytes, sphere_bytes
 
@@ -194,13 +193,6 @@ def test_mutated_valid_files(tmp_path, blob, data):
   _read(tmp_path, bytes(blob))
 
 
-def _read_idx():
-  try:
-    return importlib.import_module("avdigits.data.mnist").read_idx
-  except (ImportError, AttributeError):
-    pytest.skip("avdigits.data.mnist.read_idx not available yet")
-
-
 _IDX_PREFIXES = st.sampled_from([
     b"", b"\0\0\x08\x01", b"\0\0\x08\x03", b"\0\0\x08\x03\0\0\0\x02\0\0\0\x1c",
     b"\0\0\x0d\x01\0\0\0\x01", b"\x1f\x8b\x08\0"])
@@ -211,7 +203,6 @@ _IDX_PREFIXES = st.sampled_from([
        gz=st.sampled_from(["", "raw", "compressed"]))
 def test_read_idx_random_bytes(tmp_path, prefix, tail, gz):
   """Random IDX-ish bytes, optionally as (or gzipped into) a .gz file."""
-  read_idx = _read_idx()
   path = tmp_path / ("x-idx3-ubyte.gz" if gz else "x-idx3-ubyte")
   blob = prefix + tail
   path.write_bytes(gzip.compress(blob) if gz == "compressed" else blob)

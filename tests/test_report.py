@@ -84,3 +84,27 @@ def test_aggregate_of_one_seed_has_zero_intervals():
   assert out["image_classifier"]["test_accuracy_ci95"] == 0.0
   assert summary.pct(0.8, out["annotation"]["accuracy_ci95"]) == "80.00%"
   assert summary.pct(0.75, 0.0123) == "75.00% ± 1.23"
+
+
+def test_report_md_gives_every_paper_figure_in_percent():
+  heads = {h: {"test_accuracy": 0.9, "history": []}
+           for h in ("512", "1024")}
+  recall = {k: 0.5 for k in ("R@1", "R@5", "R@10")}
+  runs = [dict(_run(seed, 0.8, 0.7, 0.99, 0.9), speech_classifiers=heads,
+               image_classifier={"history": []},
+               recall={"image_to_speech": recall,
+                       "speech_to_image": recall})
+          for seed in (0, 1)]
+  data = {"speakers": {"test": []}, "image_source": "i", "image_split": "s",
+          "speech_source": "a", "speech_split": "s", "counts": {}}
+  out = report.aggregate(runs, data=data, config={"align": {
+      "speech_hidden": 1024}}, seed=0, timings={})
+  rows = [line.split(" | ") for line in report.markdown(out, "cmd")
+          .splitlines() if line.startswith("| ") and "%" in line]
+  paper = {row[0][2:]: row[2].rstrip(" |") for row in rows
+           if len(row) == 3}
+  assert paper == {
+      "Image convnet (test acc.)": "99.30%",
+      "Speech convnet N=512 (test acc.)": "89.30-89.60%",
+      "Speech convnet N=1024 (test acc.)": "94.70-95.30%",
+      "Image annotation": "88.50%", "Image retrieval": "87.60%"}

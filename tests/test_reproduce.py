@@ -8,6 +8,7 @@ config, the evaluate command) runs in-process on the reference's workdir.
 
 import json
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -236,22 +237,117 @@ def test_sigkill_after_a_checkpoint_then_rerun_resumes_to_the_same_report(
   assert resumed["align"]["history"] == reference[1]["align"]["history"]
 
 
-def test_evaluate_command_uses_every_example_as_test_data(
-    reference, tmp_path, monkeypatch):
-  workdir, _ = reference
-  output = tmp_path / "other.json"
+def _evaluate(monkeypatch, workdir, output, split, data_dir=None,
+              images=None, speech=None):
+  """experiments.evaluate's main with these flags."""
   monkeypatch.delenv("AVDIGITS_DATA_DIR", raising=False)
   with entry_point("experiments.evaluate") as command:
-    # Its flags, as `--workdir=... --split=all --output=...` sets them.
-    for holder, value in (("_WORKDIR", str(workdir)), ("_DATA_DIR", None),
-                          ("_SPLIT", "all"), ("_OUTPUT", str(output)),
-                          ("_IMAGES", None), ("_SPEECH", None)):
+    for holder, value in (("_WORKDIR", str(workdir)),
+                          ("_DATA_DIR", data_dir), ("_SPLIT", split),
+                          ("_OUTPUT", str(output)), ("_IMAGES", images),
+                          ("_SPEECH", speech)):
       monkeypatch.setattr(command, holder, types.SimpleNamespace(value=value))
     command.main(["evaluate"])
+
+
+def test_evaluate_command_refuses_the_models_training_data(
+    reference, tmp_path, monkeypatch):
+  workdir, trained = reference
+  output = tmp_path / "other.json"
+  # The same synthetic corpora: 'all' holds every training example.
+  with pytest.raises(ConfigError) as error:
+    _evaluate(monkeypatch, workdir, output, "all")
+  assert str(error.value) == (
+      f"--split=all: {trained['data']['counts']['train_images']} of its 400 "
+      f"test images trained the model of split stratified; choose a split "
+      f"disjoint from the training data, or --split=all on another data "
+      f"directory")
+  # A speaker's utterances: stratified training held most of them.
+  speaker = trained["data"]["speakers"]["train"][0]
+  pattern = (rf"^--split=speakers:{re.escape(speaker)}: \d+ of its \d+ "
+             r"test utterances trained the model")
+  with pytest.raises(ConfigError, match=pattern):
+    _evaluate(monkeypatch, workdir, output, f"speakers:{speaker}")
+  assert not output.exists()
+  # The run's own split is disjoint from its training data.
+  _evaluate(monkeypatch, workdir, output, "stratified")
   result = json.loads(output.read_text())
   for key in ("image_classifier", "speech_classifier", "annotation",
               "retrieval", "data", "config", "seed", "timings_s"):
     assert key in result
+  assert result["data"]["counts"] == dict(
+      trained["data"]["counts"],
+      train_utterances_expanded=result["data"]["counts"][
+          "train_utterances_expanded"])
+
+
+def _other_data_dir(root, sample_rate):
+  """A data directory the reference never saw: 30 random MNIST-format
+  images and FSDD-format recordings of other eSpeak NG draws (seed 7)."""
+  from scipy.io import wavfile
+
+  from avdigits.data.synthetic import synthetic_speech
+  from tests.test_mnist import write_pair
+  (root / "mnist").mkdir(parents=True)
+  write_pair(root / "mnist", "other", np.repeat(np.arange(10), 3), seed=7)
+  folder = root / "fsdd" / "recordings"
+  folder.mkdir(parents=True)
+  speech = synthetic_speech(2, sample_rate=sample_rate, seed=7)
+  for i, (wave, label) in enumerate(zip(speech.waveforms, speech.labels,
+                                        strict=True)):
+    if label < 10:
+      wavfile.write(folder / f"{label}_voice{i % 2}_{i}.wav", sample_rate,
+                    (np.asarray(wave) * 20000).astype(np.int16))
+  return root
+
+
+def test_evaluate_all_on_another_data_directory_by_hand(
+    reference, reference_config, tmp_path, monkeypatch):
+  """`--split=all` on another data directory: every example is test data,
+  and each figure is the protocol applied to the saved models' outputs,
+  which equal a hand computation (direct apply; the aligner in float64)."""
+  workdir, trained = reference
+  other = _other_data_dir(tmp_path / "other",
+                          reference_config.data.sample_rate)
+  output = tmp_path / "other.json"
+  _evaluate(monkeypatch, workdir, output, "all", data_dir=str(other),
+            images="mnist", speech="fsdd")
+  result = json.loads(output.read_text())
+  cfg = ml_collections.ConfigDict(reference_config.to_dict())
+  cfg.data.images, cfg.data.speech = "mnist", "fsdd"
+  data = prepare.prepare_data(cfg, other, split_override="all")
   counts = result["data"]["counts"]
-  assert counts["train_images"] == 0 and counts["train_utterances"] == 0
-  assert counts["test_images"] == 400 and counts["test_utterances"] == 88
+  assert (counts["train_images"], counts["train_utterances"]) == (0, 0)
+  assert counts["test_images"] == 30
+  assert counts["test_utterances"] == len(data.test_speech_labels) == 20
+  classes = trained["data"]["num_speech_classes"]
+  image_params, speech_params, align_params = two_stage.load_trained(
+      cfg, workdir, 0, classes)
+  outputs = predict.test_outputs(cfg, data, image_params, speech_params,
+                                 align_params, classes)
+  inet = nets.image_net(cfg.image)
+  snet = nets.speech_net(cfg.speech, classes, cfg.align.speech_hidden)
+  w = np.asarray(inet.apply({"params": image_params}, data.test_images,
+                            method="embed"), np.float64)
+  v = np.asarray(snet.apply({"params": speech_params}, data.test_speech,
+                            method="embed"), np.float64)
+  np.testing.assert_allclose(outputs["scores"],
+                             _scores_by_hand(align_params, w, v),
+                             rtol=1e-4, atol=1e-4)
+  assert result["image_classifier"]["test_accuracy"] == np.mean(
+      outputs["image_logits"].argmax(-1) == data.test_image_labels)
+  assert result["speech_classifier"]["test_accuracy"] == np.mean(
+      outputs["speech_logits"].argmax(-1) == data.test_speech_labels)
+  scores = outputs["scores"]
+  speech_digits = speech_class_to_digit(data.test_speech_labels)
+  # R@1 both ways, by hand: is the best-scoring item of the same digit?
+  assert result["recall"]["image_to_speech"]["R@1"]["mean"] == np.mean(
+      speech_digits[scores.argmax(1)] == data.test_image_labels)
+  assert result["recall"]["speech_to_image"]["R@1"]["mean"] == np.mean(
+      data.test_image_labels[scores.argmax(0)] == speech_digits)
+  expected = evaluate.evaluate_scores(
+      scores, data.test_image_labels, data.test_speech_labels,
+      data.num_speech_classes, trials=cfg.eval.trials, seed=0)
+  for task in ("annotation", "retrieval"):
+    assert result[task]["accuracy"] == expected[task]["accuracy"]
+    assert result[task]["confusion"] == expected[task]["confusion"]

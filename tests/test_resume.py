@@ -9,13 +9,17 @@ that was never interrupted; metrics.jsonl must hold every chunk once.
 """
 
 import json
+import shutil
+import signal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from avdigits.errors import Interrupted
 from avdigits.models import convnets
-from avdigits.training import align, joint
+from avdigits.training import align, joint, loop
 from avdigits.training.checkpoint import Checkpointer
 from avdigits.training.classifier import ClassifierSchedule, train_classifier
 from avdigits.training.metrics import JsonlWriter
@@ -208,3 +212,66 @@ def test_string_training_resumes_from_its_checkpoint(monkeypatch, tmp_path):
 
   check_resume(monkeypatch, tmp_path, train, steps=6, chunk=2,
                interrupt_at=4)
+
+
+# ------------------------------------------------- vmapped seeds, resumed
+
+def _stacked_stages(workdir):
+  return [Stage(workdir, f"seed_{i}", {"seed": i}) for i in range(2)]
+
+
+def _toy_chunk(starts):
+  """A chunk of two stacked seeds: seed i adds (i + 1) * (t + 1) at step t;
+  the values are each seed's x after each step, [seeds, steps]."""
+
+  def run_chunk(state, step, num_steps):
+    starts.append(step)
+    x, values = np.array(state["x"]), []
+    for t in range(step, step + num_steps):
+      x = x + np.arange(1, 3, dtype=np.float32) * (t + 1)
+      values.append(x.copy())
+    return ({"x": x, "step": np.asarray(state["step"]) + num_steps},
+            np.stack(values, 1))
+
+  return run_chunk
+
+
+def _train_stacked(workdir, starts, stop_at=None):
+  chunk = _toy_chunk(starts)
+
+  def run_chunk(state, step, num_steps):
+    if step == stop_at:
+      raise Interrupted(signal.SIGTERM)
+    return chunk(state, step, num_steps)
+
+  initial = {"x": jnp.zeros(2, jnp.float32), "step": jnp.zeros(2, jnp.int32)}
+  return loop.train_stages_in_chunks(
+      _stacked_stages(workdir), initial, stacked=True, steps=6,
+      steps_per_chunk=2, run_chunk=run_chunk,
+      summarise=lambda state, values: {"x": float(values[-1])})
+
+
+def test_vmapped_seeds_resume_from_the_step_every_seed_kept(tmp_path):
+  """Two stacked seeds stopped after step 4, where seed 1's checkpoint of
+  step 4 is lost (a kill between the seeds' saves): the rerun resumes both
+  from step 2, the newest step both kept, and ends where an uninterrupted
+  run ends."""
+  reference = _train_stacked(tmp_path / "reference", [])
+  # x after 6 steps: (i + 1) * (1 + ... + 6) for seed i.
+  assert [float(r.state["x"]) for r in reference] == [21.0, 42.0]
+  workdir = tmp_path / "run"
+  with pytest.raises(Interrupted):
+    _train_stacked(workdir, [], stop_at=4)
+  assert finished_steps(workdir / "seed_1" / "ckpt") == [2, 4]
+  shutil.rmtree(workdir / "seed_1" / "ckpt" / "4")
+  starts = []
+  resumed = _train_stacked(workdir, starts)
+  assert starts == [2, 4]
+  for got, want, i in zip(resumed, reference, range(2), strict=True):
+    assert float(got.state["x"]) == float(want.state["x"])
+    assert int(got.state["step"]) == 6
+    assert got.history == want.history
+    rows = [json.loads(line)["step"] for line in
+            (workdir / f"seed_{i}" / "metrics.jsonl").read_text()
+            .splitlines()]
+    assert rows == [2, 4, 6]

@@ -10,6 +10,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -87,15 +88,67 @@ def test_batch_must_split_over_the_data_axis():
     devices.check_batch(64, fake, "image")
 
 
-def test_platform_info_and_precision():
+_DATA_PARALLEL_HLO = """
+import json, os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import jax, numpy as np
+from avdigits.models import convnets
+from avdigits.training import devices
+from avdigits.training.classifier import _init_state, make_step_fn
+from avdigits.training.optim import make_optimizer
+mesh = devices.data_mesh()
+model = convnets.ImageNet(widths=(2, 4), hidden=8)
+tx = make_optimizer("adam", 1e-3, 10)
+rep, split = devices.replicated(mesh), devices.batch_sharded(mesh)
+x = jax.device_put(np.zeros((40, 28, 28), np.float32), rep)
+y = jax.device_put(np.zeros(40, np.int32), rep)
+idx = jax.device_put(np.arange(16, dtype=np.int32), split)
+state = jax.device_put(_init_state(model, tx, x, 0), rep)
+step = make_step_fn(model, tx, mesh=mesh)
+hlo = step.lower(state, x, y, idx).compile().as_text()
+print(json.dumps({"devices": mesh.shape["data"], "hlo": hlo}))
+"""
+
+
+def test_data_parallel_step_splits_the_batch_over_two_devices():
+  """The compiled data-parallel step (compile only, two forced host
+  devices): each device's program sees half the batch of 16, and the
+  gradients meet in an all-reduce."""
+  out = subprocess.run([sys.executable, "-c", _DATA_PARALLEL_HLO], cwd=REPO,
+                       env=subprocess_env(), capture_output=True, text=True,
+                       timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  hlo = result["hlo"]
+  assert result["devices"] == 2
+  assert "f32[8,28,28,1]" in hlo and "f32[16,28,28,1]" not in hlo
+  assert "all-reduce" in hlo
+
+
+def _product_precision() -> str:
+  """The precision of a jitted matrix product, as XLA is asked for it."""
+  a = jnp.ones((4, 4))
+  text = jax.jit(lambda x, y: x @ y).lower(a, a).as_text()
+  dots = [line for line in text.splitlines() if "dot_general" in line]
+  assert len(dots) == 1, text
+  return dots[0].split("precision = [")[1].split(",")[0]
+
+
+def test_set_precision_reaches_the_compiled_products():
   info = devices.info()
   assert info["backend"] == jax.default_backend()
-  assert info["device_count"] == jax.device_count() >= 1
   assert info["process_count"] == 1
-  devices.set_precision("highest")
-  assert devices.info()["matmul_precision"] == "highest"
+  try:
+    for precision, hlo in (("default", "DEFAULT"), ("high", "HIGH"),
+                           ("highest", "HIGHEST")):
+      devices.set_precision(precision)
+      assert _product_precision() == hlo
+      assert devices.info()["matmul_precision"] == precision
+  finally:
+    devices.set_precision("highest")
   with pytest.raises(ConfigError, match="matmul_precision='fast'"):
     devices.set_precision("fast")
+  assert _product_precision() == "HIGHEST"
 
 
 @pytest.mark.slow

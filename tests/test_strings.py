@@ -500,6 +500,22 @@ def test_strings_config_is_valid_and_bad_settings_are_one_line():
       validation.validate_strings(bad)
 
 
+def test_strings_refuse_settings_they_ignore_and_several_processes(
+    monkeypatch):
+  for key in ("scan_steps", "parallel_seeds"):
+    bad = strings_config.get_config()
+    bad[key] = "true"
+    with pytest.raises(ConfigError, match=f"^--config.{key}: the strings "
+                       "task does not read it"):
+      validation.validate_strings(bad)
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  with pytest.raises(ConfigError) as error:
+    validation.validate_strings(strings_config.get_config())
+  assert str(error.value) == (
+      "--num_processes=2: the strings task runs as one process (its state "
+      "lives on one local device); run it without --num_processes")
+
+
 # ------------------------------------------------------------ end to end
 
 
@@ -562,11 +578,16 @@ def test_reproduce_and_evaluate_strings_end_to_end(tmp_path, monkeypatch):
   with entry_point("experiments.evaluate") as command:
     _set_flags(monkeypatch, command, _WORKDIR=str(workdir), _DATA_DIR=None,
                _SPLIT="all", _OUTPUT=str(output), _IMAGES=None, _SPEECH=None)
+    # The same synthetic corpora: 'all' holds the training examples.
+    with pytest.raises(ConfigError, match="^--split=all: .* trained the "
+                       "model of split stratified"):
+      command.main(["evaluate"])
+    _set_flags(monkeypatch, command, _SPLIT="stratified")
     command.main(["evaluate"])
   other = json.loads(output.read_text())
   counts = other["data"]["counts"]
-  assert counts["train_images"] == 0 and counts["train_utterances"] == 0
-  assert counts["test_utterances"] == 88
+  assert counts["test_utterances"] == report["data"]["counts"][
+      "test_utterances"]
   assert sorted(other["strings"]) == ["2", "3"]
   assert other["trained_on"]["speech_split"] == "stratified"
 

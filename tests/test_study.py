@@ -52,6 +52,9 @@ def test_loso_val_validates_on_the_next_speaker_never_the_test_one():
   for s, (test, val) in zip(out, ("ab", "bc", "cd", "da"), strict=True):
     assert set(speech.speakers[s.test]) == {val}
     assert set(speech.speakers[s.train]) == set("abcd") - {test, val}
+  # Not nested (as the docs say): every test speaker validates another
+  # split, so a choice averaged over the splits has seen each of them.
+  assert {v for s in out for v in speech.speakers[s.test]} == set("abcd")
   with pytest.raises(ConfigError, match="3 speakers"):
     study.expand_splits(_speech(["a", "b"] * 10), "loso_val:*")
 

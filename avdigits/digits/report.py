@@ -11,9 +11,21 @@ from avdigits.data.types import SPEECH_CLASS_NAMES
 from avdigits.summary import markdown_banner, mean_ci, pct
 from avdigits.training.workdir import write_atomic, write_json_atomic
 
-PAPER = {"image": 0.993, "speech_512": "0.893-0.896",
-         "speech_1024": "0.947-0.953", "annotation": 0.885,
-         "retrieval": 0.876}
+# The paper's figures as fractions; a pair is a range it reports.
+PAPER: dict[str, float | tuple[float, float]] = {
+    "image": 0.993, "speech_512": (0.893, 0.896),
+    "speech_1024": (0.947, 0.953), "annotation": 0.885, "retrieval": 0.876}
+
+
+def paper_text(figure: float | tuple[float, float] | None) -> str:
+  """A paper figure in report.md's unit, percent: '99.30%' or a range
+  '89.30-89.60%'; '-' when the paper has none."""
+  if figure is None:
+    return "-"
+  if isinstance(figure, tuple):
+    low, high = figure
+    return f"{100 * low:.2f}-{pct(high)}"
+  return pct(figure)
 
 
 def _acc(values: list[float]) -> dict[str, Any]:
@@ -165,7 +177,7 @@ def markdown(report: dict[str, Any], command: str) -> str:
            "test_accuracy", PAPER["image"])]
   for h, entry in report.get("speech_classifiers", {}).items():
     rows.append((f"Speech convnet N={h} (test acc.)", entry, "test_accuracy",
-                 PAPER.get(f"speech_{h}", "-")))
+                 PAPER.get(f"speech_{h}")))
   rows += [("Image annotation", report["annotation"], "accuracy",
             PAPER["annotation"]),
            ("Image retrieval", report["retrieval"], "accuracy",
@@ -174,9 +186,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
   lines += [f"Seeds: {seeds} (mean ± 95% CI half-width over seeds).", "",
             "| Result | avdigits | paper |", "| --- | --- | --- |"]
   for name, entry, key, paper in rows:
-    paper_text = pct(paper) if isinstance(paper, float) else paper
     lines.append(f"| {name} | {pct(entry[key], entry.get(key + '_ci95'))} "
-                 f"| {paper_text} |")
+                 f"| {paper_text(paper)} |")
   if report.get("splits"):
     lines += ["", "Each held-out speaker or fold (trained on the rest):", "",
               "| Held out | Speech convnet | Annotation | Retrieval |",

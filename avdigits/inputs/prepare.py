@@ -6,6 +6,7 @@ arrays the models see.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import pathlib
 import time
 from typing import Any
@@ -226,3 +227,62 @@ def _test_speakers_by_corpus(speech: SpeechSet, train_s: np.ndarray,
   return out
 
 
+def _digests(arrays: Any) -> set[bytes]:
+  """One digest per example (its bytes): an example's identity."""
+  return {hashlib.blake2b(np.ascontiguousarray(a).tobytes(),
+                          digest_size=16).digest() for a in arrays}
+
+
+def _splits_of(cfg: ml_collections.ConfigDict, corpora: Corpora,
+               speech_spec: str) -> tuple[np.ndarray, np.ndarray,
+                                          np.ndarray, np.ndarray]:
+  """(train images, test images, train utterances, test utterances) as
+  `prepare_data` splits `corpora` for `cfg` and `speech_spec` ("all":
+  every example is test data)."""
+  everything = speech_spec == "all"
+  train_i, test_i = splits.image_split(
+      corpora.images, mode="all" if everything else cfg.data.image_split,
+      test_fraction=cfg.data.test_fraction, seed=cfg.seed)
+  train_i = splits.hold_out_validation(corpora.images, train_i,
+                                       cfg.data.get("image_validation", 0))
+  mode, held_out = splits.parse_speech_split(speech_spec, flag="--split")
+  train_s, test_s = splits.speech_split(
+      corpora.speech, mode=mode, held_out=held_out,
+      test_fraction=cfg.data.test_fraction, seed=cfg.seed)
+  return train_i, test_i, train_s, test_s
+
+
+def check_unseen(trained_cfg: ml_collections.ConfigDict,
+                 trained_data: dict[str, Any], cfg: ml_collections.ConfigDict,
+                 corpora: Corpora, split: str) -> None:
+  """Refuses evaluation data (`split` of `corpora` under `cfg`) that holds
+  an image or utterance some model of a run trained on.
+
+  A run's training examples are known where a corpus is the one it trained
+  on (the same source as in its report's `trained_data`): there they are
+  split again as the run split them (every held-out speaker's or fold's
+  split of a "loso" or "folds:K" run) and compared with the evaluation
+  examples by their bytes. A corpus from another source (another data
+  directory) holds none of them.
+  """
+  _, test_i, _, test_s = _splits_of(cfg, corpora, split)
+  held_out = trained_data["speakers"].get("held_out_in_turn")
+  specs = (splits.in_turn_specs(trained_data["speech_split"], held_out)
+           if held_out else [trained_cfg.data.speech_split])
+  for spec in specs:
+    train_i, _, train_s, _ = _splits_of(trained_cfg, corpora, spec)
+    for what, key, source, train, test, examples in (
+        ("images", "image_source", corpora.images.source, train_i, test_i,
+         corpora.images.images),
+        ("utterances", "speech_source", corpora.speech.source, train_s,
+         test_s, corpora.speech.waveforms)):
+      if source != trained_data[key]:
+        continue
+      seen = _digests(examples[i] for i in train) & _digests(
+          examples[i] for i in test)
+      if seen:
+        raise ConfigError(
+            f"--split={split}: {len(seen)} of its {len(test)} test {what} "
+            f"trained the model of split {spec}; choose a split disjoint "
+            f"from the training data, or --split=all on another data "
+            f"directory")

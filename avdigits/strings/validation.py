@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import ml_collections
 
 from avdigits import settings
@@ -12,9 +13,20 @@ from avdigits.strings.evaluate import EvalSettings
 from avdigits.strings.train import StringSchedule
 from avdigits.validation import check_devices, check_positive, check_sources
 
+# Device settings of the digits and study tasks that the strings task does
+# not read: its steps are never scanned and its seeds run one at a time.
+IGNORED = ("scan_steps", "parallel_seeds")
+
 
 def validate_strings(cfg: ml_collections.ConfigDict) -> None:
-  """Checks a digit-strings config (experiments/configs/strings.py)."""
+  """Checks a digit-strings config (experiments/configs/strings.py) and
+  that the job is one process."""
+  check_one_process(jax.process_count())
+  for key in IGNORED:
+    if key in cfg:
+      raise ConfigError(f"--config.{key}: the strings task does not read "
+                        f"it (unscanned steps, one seed at a time); remove "
+                        f"it")
   check_positive("seeds", cfg.seeds)
   check_devices(cfg)
   check_sources(cfg)
@@ -31,3 +43,12 @@ def validate_strings(cfg: ml_collections.ConfigDict) -> None:
                       f"{cfg.strings.test_speech!r}: choose built or "
                       f"connected")
   splits.check_run_split(cfg.data.speech_split)
+
+
+def check_one_process(process_count: int) -> None:
+  """The strings task runs in one process: its training state lives on one
+  local device, which Orbax cannot checkpoint across processes."""
+  if process_count > 1:
+    raise ConfigError(f"--num_processes={process_count}: the strings task "
+                      f"runs as one process (its state lives on one local "
+                      f"device); run it without --num_processes")

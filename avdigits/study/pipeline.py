@@ -93,11 +93,14 @@ def expand_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
   """One spec -> its splits: "loso:*", "loso_val:*", "folds:K", "children"
   or any splits.parse_speech_split form.
 
-  "loso_val:*" is leave-one-speaker-out's validation protocol, for choosing
-  methods without looking at test speakers: for each test speaker (sorted),
-  the next speaker is the validation speaker and the rest train; the test
-  speaker is not used at all. Split "S-val-V" trains without S and V and
-  tests on V.
+  "loso_val:*" is leave-one-speaker-out's validation protocol: for each
+  test speaker S (sorted), the next speaker V is the validation speaker and
+  the rest train; split "S-val-V" trains without S and V and scores on V.
+  It is not nested selection: V is another split's test speaker, so a
+  choice averaged over these splits has seen every test speaker. Only the
+  speech rotates: annotation and retrieval score V's utterances against
+  the data's image test part (`StudyData.image_test`, e.g. MNIST's test
+  images), not a validation part of the training images.
   """
   speakers = sorted(set(speech.speakers.tolist()))
   if spec == "loso_val:*":

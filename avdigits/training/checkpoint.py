@@ -181,6 +181,16 @@ class Checkpointer:
           f"{self.directory}/{step}: checkpoint is unreadable ({first}); "
           f"delete {self.directory.parent} to rerun its stage") from None
 
+  def discard_after(self, step: int) -> None:
+    """Removes (on process 0) every checkpoint newer than `step`, so that a
+    run resumed from `step` can write those steps again."""
+    self._manager.reload()
+    newer = [s for s in self._manager.all_steps() if s > step]
+    if newer and devices.is_writer():
+      for s in newer:
+        shutil.rmtree(self.directory / str(s), ignore_errors=True)
+    self._manager.reload()
+
   def close(self) -> None:
     self._manager.close()
 

@@ -225,10 +225,13 @@ class Stage:
     """(checkpointer, state, metric rows so far): from the newest readable
     checkpoint (or the one of `step`; 0 is the start) if there is one, else
     `initial_state` and no rows. The stage's metrics.jsonl is cut back to
-    the restored step; the rows returned leave out `TIMING_KEYS`, so a
-    resumed history equals an uninterrupted one."""
+    the restored step, and with `step` its newer checkpoints are removed
+    (they are written again); the rows returned leave out `TIMING_KEYS`, so
+    a resumed history equals an uninterrupted one."""
     checkpointer = Checkpointer(self.checkpoint_dir,
                                 label=f"stage {self.name}")
+    if step is not None:
+      checkpointer.discard_after(step)
     restored = (checkpointer.restore_latest(initial_state) if step is None
                 else None if step == 0
                 else checkpointer.restore(step, initial_state))

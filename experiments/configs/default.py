@@ -13,10 +13,15 @@ aligner's speech convnet (N=1024) is trained. Everything else
 (architectures, batch 64, 10 image epochs, SGD 1e-5 for 500,000 alignment
 iterations) is the paper's.
 
-The speech changes were chosen by validation on training speakers only
-(with a development script that is not part of the project): for each
-held-out test speaker, the next speaker (in sorted order) served as
-validation and the remaining three trained. Mean validation accuracy of the
+How the speech changes were chosen (with a development script that is not
+part of the project): five folds, one per FSDD speaker S in sorted order;
+in fold S the speaker after S served as validation, the remaining three
+trained, and S was not used. The choice compared the validation accuracy
+averaged over the five folds. Each fold's validation speaker is another
+fold's test speaker, so every speaker the leave-one-speaker-out figures
+hold out was a validation speaker of this one pooled choice: the selection
+is not nested in the outer folds, and the loso figures of the default are
+not free of it. Mean validation accuracy of the
 speech convnet (N=512, 1,500 steps unless stated) over the five folds:
 76.4% as before, 78.1% with dropout 0.5, 79.4% with dropout 0.5 and 3,000
 steps; speed perturbation

@@ -36,8 +36,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.seeds = 1
   c.matmul_precision = "highest"
-  c.scan_steps = "auto"
-  c.parallel_seeds = "auto"
   c.data = base.data
   c.features = base.features
   # Each utterance's leading and trailing silence is cut before it joins a

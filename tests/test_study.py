@@ -1,6 +1,7 @@
 """The study: split expansion, summaries, and `experiments.study` end to end
 on synthetic data (no ../shared needed)."""
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -324,3 +325,17 @@ def test_every_suite_names_loadable_experiments(study_cli, monkeypatch):
   configs = [_load_config(study_cli, monkeypatch, n) for n in names]
   assert len(configs) >= 30
   assert len({c.name for c in configs}) == len(set(names))
+
+
+def test_pretrained_speech_is_keyed_by_the_corpora_loaded(tiny_data, tmp_path):
+  """"auto" may load other corpora from another data directory: the
+  pretrained speech classifier is not reused across them."""
+  cfg = _tiny_config()
+  _, data = tiny_data
+  (split,) = study.expand_splits(data.speech, "stratified")
+  cfg.speech.steps = 1
+  study.pretrain_speech(cfg, data, split, 0, tmp_path)
+  other = dataclasses.replace(data, speech=dataclasses.replace(
+      data.speech, source=data.speech.source + "+speech_commands:/x"))
+  study.pretrain_speech(cfg, other, split, 0, tmp_path)
+  assert len(list((tmp_path / "pretrained").glob("speech-*"))) == 2

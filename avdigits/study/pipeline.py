@@ -203,8 +203,11 @@ def pretrain_speech(cfg, data: StudyData, split: SpeechSplit, seed: int,
     train_y = np.tile(train_y, cfg.speech.noise_copies + 1)
   schedule = ClassifierSchedule.from_config(cfg.speech, len(train_y))
   model = nets.speech_net(cfg.speech, speech.num_classes)
-  key = {"data": list(data_key(cfg)), "split": split.name,
-         "model": repr(model), "schedule": dataclasses.asdict(schedule),
+  # The loaded corpora themselves, not only the config's name for them
+  # ("auto" takes whatever the data directory holds).
+  key = {"data": list(data_key(cfg)), "speech_source": speech.source,
+         "split": split.name, "model": repr(model),
+         "schedule": dataclasses.asdict(schedule),
          "noise_copies": cfg.speech.noise_copies}
   if not expansion.empty:
     key["expansion"] = expansion.key()

@@ -77,23 +77,33 @@ def pool(maps: jax.Array, speech_mask: jax.Array, image_mask: jax.Array,
   return sima if pooling == "sima" else 0.5 * (misa + sima)
 
 
+def _running_max(x: jax.Array) -> jax.Array:
+  """Running maximum along axis 0, one whole-slice maximum per row (the
+  rows are image columns or speech steps, a few dozen: on the CPU this is
+  about twice as fast as `lax.cummax` over the last axis)."""
+  out = [x[0]]
+  for row in x[1:]:
+    out.append(jnp.maximum(out[-1], row))
+  return jnp.stack(out)
+
+
 def _ordered(maps: jax.Array, speech_mask: jax.Array, image_mask: jax.Array
              ) -> jax.Array:
   """Mean over valid speech steps of M[t, w(t)], maximised over
   non-decreasing column choices w(t): D_t = M_t + cummax_w(D_{t-1}), padded
-  steps carrying D through; the best end column over valid ones."""
-  columns = image_mask[None, :, None, :]
-  maps = jnp.where(columns, maps, _FAR)
+  steps carrying D through; the best end column over valid ones. The scan
+  runs over [T, W, B, C], pairs last, so each step is whole-slice work."""
+  rows = jnp.transpose(jnp.where(image_mask[None, :, None, :], maps, _FAR),
+                       (2, 3, 0, 1))
 
   def step(best, inputs):
-    row, valid = inputs                          # [B, C, W], [B]
-    extended = row + jax.lax.cummax(best, axis=2)
-    return jnp.where(valid[:, None, None], extended, best), None
+    row, valid = inputs                          # [W, B, C], [B]
+    extended = row + _running_max(best)
+    return jnp.where(valid[None, :, None], extended, best), None
 
-  start = jnp.zeros(maps.shape[:2] + maps.shape[3:], maps.dtype)
-  best, _ = jax.lax.scan(step, start, (jnp.moveaxis(maps, 2, 0),
-                                      jnp.moveaxis(speech_mask, 1, 0)))
-  best = jnp.max(jnp.where(columns[:, :, 0], best, -jnp.inf), axis=2)
+  start = jnp.zeros(rows.shape[1:], maps.dtype)
+  best, _ = jax.lax.scan(step, start, (rows, speech_mask.T))
+  best = jnp.max(jnp.where(image_mask.T[:, None, :], best, -jnp.inf), axis=0)
   return best / jnp.maximum(speech_mask.sum(axis=1), 1)[:, None]
 
 
@@ -101,6 +111,50 @@ def scores(speech: jax.Array, speech_mask: jax.Array, images: jax.Array,
            image_mask: jax.Array, pooling: str) -> jax.Array:
   """Pooled matchmap scores [B, C] of B spoken strings and C images."""
   return pool(matchmaps(speech, images), speech_mask, image_mask, pooling)
+
+
+def score_blocks(speech: jax.Array, speech_mask: jax.Array,
+                 images: jax.Array, image_mask: jax.Array, pooling: str
+                 ) -> jax.Array:
+  """Pooled scores of every block pair: speech [R, B, T, D] (masks
+  [R, B, T]) and images [K, C, W, D] (masks [K, C, W]) -> [R, K, B, C],
+  block by block (`lax.map` over both block axes), so that one compiled
+  program holds only one [B, C, T, W] matchmap at a time."""
+
+  def row(block):
+    s, s_mask = block
+    return jax.lax.map(lambda c: scores(s, s_mask, c[0], c[1], pooling),
+                       (images, image_mask))
+
+  return jax.lax.map(row, (speech, speech_mask))
+
+
+_score_blocks = jax.jit(score_blocks, static_argnames="pooling")
+
+
+def _blocks(x: np.ndarray, size: int) -> np.ndarray:
+  """[N, ...] -> [ceil(N / size), size, ...], zero-padded (masks False)."""
+  rows = -(-len(x) // size) * size
+  padded = np.zeros((rows,) + x.shape[1:], x.dtype)
+  padded[:len(x)] = x
+  return padded.reshape((rows // size, size) + x.shape[1:])
+
+
+def all_scores(speech: np.ndarray, speech_mask: np.ndarray,
+               images: np.ndarray, image_mask: np.ndarray, pooling: str,
+               block: int = 50) -> np.ndarray:
+  """Exact pooled scores [N, M] of N spoken strings and M images, computed
+  in one jitted program over `block` x `block` pair blocks (padding
+  dropped): the same numbers as `scores` on all pairs at once."""
+  check_pooling(pooling)
+  n, m = len(speech), len(images)
+  out = _score_blocks(
+      _blocks(np.asarray(speech, np.float32), block),
+      _blocks(np.asarray(speech_mask, bool), block),
+      _blocks(np.asarray(images, np.float32), block),
+      _blocks(np.asarray(image_mask, bool), block), pooling)
+  out = np.asarray(out).transpose(0, 2, 1, 3)
+  return out.reshape(out.shape[0] * block, -1)[:n, :m]
 
 
 def same_strings(speech_digits: jax.Array, image_digits: jax.Array

@@ -17,6 +17,7 @@ from avdigits.data import spoken
 from avdigits.data.types import ImageSet, SpeechSet
 from avdigits.errors import ConfigError, DataError
 from avdigits.strings import data as S
+from avdigits.strings import evaluate as strings_eval
 from avdigits.strings import features as strings_features
 from avdigits.strings import pipeline as strings_pipeline
 from avdigits.strings import validation
@@ -335,6 +336,31 @@ def test_ordered_pooling_tells_a_string_from_its_reversal():
   np.testing.assert_allclose(misa, [[1.0, 1.0]])
 
 
+@pytest.mark.parametrize("pooling", ["ordered_both", "ordered", "misa"])
+def test_blocked_exact_scores_equal_per_pair_scores(pooling):
+  # 7 spoken strings x 8 images in 3 x 3 blocks (padding on both sides).
+  rng = np.random.default_rng(4)
+  speech = rng.normal(size=(7, 9, 5)).astype(np.float32)
+  images = rng.normal(size=(8, 6, 5)).astype(np.float32)
+  speech_mask = np.arange(9)[None] < rng.integers(2, 10, 7)[:, None]
+  image_mask = np.arange(6)[None] < rng.integers(1, 7, 8)[:, None]
+  got = matchmap.all_scores(speech, speech_mask, images, image_mask,
+                            pooling, block=3)
+  want = np.array([[float(matchmap.scores(
+      speech[i:i + 1], speech_mask[i:i + 1], images[j:j + 1],
+      image_mask[j:j + 1], pooling)[0, 0]) for j in range(8)]
+                   for i in range(7)])
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+  oracle = _loop_scores(speech[:3], speech_mask[:3], images[:3],
+                        image_mask[:3], pooling)
+  np.testing.assert_allclose(got[:3, :3], oracle, rtol=1e-5, atol=1e-6)
+  # Exact recall is the same from both (square: pair i is row i, column i).
+  digits = rng.integers(0, 3, (7, 2))
+  square = np.ix_(range(7), range(7))
+  assert strings_eval.recall(got[square], digits) == strings_eval.recall(
+      want[square], digits)
+
+
 def test_same_strings_marks_equal_digit_strings():
   digits = np.array([[1, 2], [2, 1], [1, 2]])
   np.testing.assert_array_equal(matchmap.same_strings(digits, digits), [
@@ -599,7 +625,6 @@ def test_sibling_batches_differ_from_their_twins_in_one_digit():
 
 
 def test_connected_recordings_become_test_strings(tmp_path):
-  from avdigits.strings import evaluate as strings_eval
   for speaker, names in (("ae", ("O4Z3A.WAV", "12B.WAV", "77A.WAV")),
                          ("bf", ("9OA.WAV", "3A.WAV"))):
     for name in names:

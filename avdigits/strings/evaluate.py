@@ -29,6 +29,7 @@ from avdigits.strings.train import step_mask
 
 READING_GAP = 6        # blank columns around each digit of a reading canvas
 EXAMPLES = 3           # test pairs kept for the heat-map figure
+SCORE_BLOCK = 50       # pairs per side of one block of exact scoring
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,13 +69,11 @@ def _embed(model: StringModel, params: Any, method: str, x: np.ndarray,
 
 def score_matrix(speech: np.ndarray, speech_mask: np.ndarray,
                  images: np.ndarray, image_mask: np.ndarray, pooling: str,
-                 batch: int = 50) -> np.ndarray:
-  """Pooled scores [N speech, M images], computed `batch` rows at a time."""
-  fn = jax.jit(lambda s, m: matchmap.scores(s, m, images, image_mask,
-                                            pooling))
-  return np.concatenate([np.asarray(fn(speech[i:i + batch],
-                                       speech_mask[i:i + batch]))
-                         for i in range(0, len(speech), batch)])
+                 block: int = SCORE_BLOCK) -> np.ndarray:
+  """Exact pooled scores [N speech, M images]: one compiled program over
+  `block` x `block` pair blocks (`matchmap.all_scores`)."""
+  return matchmap.all_scores(speech, speech_mask, images, image_mask,
+                             pooling, block)
 
 
 def recall(scores: np.ndarray, digits: np.ndarray) -> dict[str, dict]:

@@ -1,8 +1,10 @@
 """Matchmaps: the similarity of every speech step with every image column,
 pooled into one score per (spoken string, number image) pair; the
 contrastive loss over a batch of pairs; and what a matchmap tells without
-text: which image digit a stretch of speech names (reading) and where in
-the speech an image digit is said (localisation).
+text: which digits a spoken string says (reading: each speech step scored
+against digit boxes, then a monotonic alignment of the steps to blank and
+word segments, `read_segments`) and where in the speech an image digit is
+said (localisation).
 
 Pooling, for a matchmap M [T, W] with masks (Harwath et al. 2018):
   "misa": mean over speech steps of the max over image columns,
@@ -185,34 +187,72 @@ def class_scores(maps: np.ndarray, box_steps: np.ndarray,
   box_steps [K, 2] -> [..., T, K + 1]."""
   maps = np.asarray(maps)
   columns = np.arange(maps.shape[-1])
-  inside = np.zeros((len(box_steps), maps.shape[-1]), bool)
-  for k, (start, stop) in enumerate(box_steps):
-    inside[k] = (columns >= start) & (columns < stop)
-  blank = ~inside.any(0) & np.asarray(image_mask, bool)
-  groups = np.concatenate([inside, blank[None]])
-  return np.stack([np.where(g, maps, -np.inf).max(-1) for g in groups], -1)
-
-
-def read_steps(step_scores: np.ndarray, valid: np.ndarray,
-               min_steps: int = 2) -> list[int]:
-  """The digit sequence a string's per-step scores [T, 11] spell (columns
-  0..9 the digits, 10 the blank): each valid step takes its best column;
-  runs shorter than `min_steps` are dropped, then runs of one digit merged
-  and blanks removed."""
-  labels = np.asarray(step_scores).argmax(-1)[np.asarray(valid, bool)]
-  blank = step_scores.shape[-1] - 1
-  runs = []
-  for label in labels:
-    if runs and runs[-1][0] == label:
-      runs[-1][1] += 1
-    else:
-      runs.append([int(label), 1])
-  kept = [label for label, count in runs if count >= min_steps]
+  inside = np.zeros(maps.shape[-1], bool)
   out = []
-  for label in kept:
-    if not out or out[-1] != label:
-      out.append(label)
-  return [label for label in out if label != blank]
+  for start, stop in box_steps:
+    out.append(maps[..., start:stop].max(-1))
+    inside |= (columns >= start) & (columns < stop)
+  blank = ~inside & np.asarray(image_mask, bool)
+  out.append(np.where(blank, maps, -np.inf).max(-1))
+  return np.stack(out, -1)
+
+
+@jax.jit
+def _segment_choices(step_scores: jax.Array, word_prior: jax.Array
+                     ) -> jax.Array:
+  """Forward pass of `read_segments` over strings [N, T, 11] whose valid
+  steps come first: per end step t (1..T), the best last segment as 0
+  (one blank step) or 1 + 10 (d - 1) + c (a word of class c, d steps)."""
+  durations = jnp.arange(1, len(word_prior) + 1)
+
+  def one(scores):
+    total = jnp.concatenate([jnp.zeros((1, scores.shape[1]), scores.dtype),
+                             jnp.cumsum(scores, axis=0)])
+
+    def step(best, t):
+      start = jnp.maximum(t - durations, 0)
+      before = jnp.where(t - durations >= 0, best[start], -jnp.inf)
+      words = (before[:, None] + total[t, :10] - total[start, :10]
+               + word_prior[:, None])
+      blank = best[t - 1] + scores[t - 1, 10]
+      options = jnp.concatenate([blank[None], words.reshape(-1)])
+      choice = jnp.argmax(options)
+      return best.at[t].set(options[choice]), choice
+
+    start = jnp.full(scores.shape[0] + 1, -jnp.inf).at[0].set(0.0)
+    return jax.lax.scan(step, start, jnp.arange(1, scores.shape[0] + 1))[1]
+
+  return jax.vmap(one)(step_scores)
+
+
+def read_segments(step_scores: np.ndarray, valid: np.ndarray,
+                  word_prior: np.ndarray) -> list[list[int]]:
+  """The digits each spoken string says, by the best monotonic alignment of
+  its valid speech steps to a sequence of segments: blank steps (scored by
+  column 10 of `step_scores` [N, T, 11]) and digit words (c in 0..9 over d
+  consecutive steps, scored by column c plus `word_prior[d - 1]`: a length
+  prior and per-word bonus; -inf forbids d, and words are at most
+  len(word_prior) steps). A digit said twice without a pause is two words
+  when the prior favours two words' lengths over one. Semi-Markov Viterbi,
+  forward pass jitted."""
+  step_scores = np.asarray(step_scores, np.float32)
+  valid = np.asarray(valid, bool)
+  order = np.argsort(~valid, axis=1, kind="stable")   # valid steps first
+  compact = np.take_along_axis(step_scores, order[..., None], axis=1)
+  choices = np.asarray(_segment_choices(
+      compact, jnp.asarray(word_prior, jnp.float32)))
+  out = []
+  for choice, t in zip(choices, valid.sum(axis=1), strict=True):
+    digits = []
+    while t > 0:
+      k = int(choice[t - 1])
+      if k == 0:
+        t -= 1
+        continue
+      digits.append((k - 1) % 10)
+      t -= (k - 1) // 10 + 1
+    out.append(digits[::-1])
+  return out
 
 
 def edit_distance(a: list[int], b: list[int]) -> int:

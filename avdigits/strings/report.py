@@ -17,7 +17,8 @@ import numpy as np
 from avdigits.summary import markdown_banner, mean_ci, pct
 from avdigits.training.workdir import write_json_atomic
 
-FIGURES = ("recall", "reading", "localisation", "localisation_aligned")
+FIGURES = ("recall", "chance_R@1", "reading", "localisation",
+           "localisation_aligned")
 
 
 def _figures(run_strings: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +50,13 @@ def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
   report: dict[str, Any] = {
       "data": data, "config": config, "seed": seed,
       "seeds": sorted({r["seed"] for r in runs}), "timings_s": timings,
-      "runs": len(runs), "strings": summarise(runs)}
+      "runs": len(runs), "strings": summarise(runs),
+      # Which test strings each length used: one digest per length when
+      # every run met the same ones.
+      "test_sets": {length: sorted({r["strings"][length]["test_strings"]
+                                    for r in runs})
+                    for length in runs[0]["strings"]},
+      "reader": [r["reader"] for r in runs if "reader" in r]}
   if "train" in runs[0]:
     report["train"] = {"history": runs[0]["train"]["history"],
                        "train_seconds": [r["train"]["train_seconds"]
@@ -65,6 +72,7 @@ def _row(length: str, entry: dict[str, Any]) -> str:
   cells = [pct(r[d][k], ci[d][k]) for d in ("speech_to_image",
                                              "image_to_speech")
            for k in ("R@1", "R@10")]
+  cells.append(pct(entry["chance_R@1"]))
   cells += [pct(entry["reading"]["string_accuracy"],
                 entry["ci95"]["reading"]["string_accuracy"]),
             pct(entry["reading"]["digit_error_rate"],
@@ -76,9 +84,9 @@ def _row(length: str, entry: dict[str, Any]) -> str:
 
 
 HEADER = ["| Length | speech→image R@1 | R@10 | image→speech R@1 | R@10 | "
-          "reading (string) | digit error rate | localisation | "
-          "localisation (aligned) |",
-          "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+          "chance R@1 | reading (string) | digit error rate | localisation "
+          "| localisation (aligned) |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 
 
 def markdown(report: dict[str, Any], command: str) -> str:
@@ -86,8 +94,18 @@ def markdown(report: dict[str, Any], command: str) -> str:
                           report["data"])
   lines += [f"Seeds: {report['seeds']}; {report['runs']} run(s) (mean ± 95% "
             f"CI half-width over runs). Test strings per length: "
-            f"{report['config']['strings']['test_strings']} (chance R@1 "
-            f"{pct(1 / report['config']['strings']['test_strings'])}).", ""]
+            f"{report['config']['strings']['test_strings']}, the same for "
+            f"every seed; chance R@1 is that of random scores on them.", ""]
+  for r in report.get("reader", []):
+    keys = ("min_steps", "duration_weight", "word_bonus")
+    best = next(row for row in r["dev"]
+                if all(row[k] == r[k] for k in keys))
+    lines.append(f"Reader of {r['split']} seed {r['seed']}, chosen on "
+                 f"training strings: words of at least {r['min_steps']} "
+                 f"steps, duration weight {r['duration_weight']}, bonus "
+                 f"{r['word_bonus']} (dev string accuracy "
+                 f"{pct(best['string_accuracy'])}).")
+  lines.append("")
   lines += HEADER
   lines += [_row(length, entry) for length, entry in report["strings"].items()]
   for name, split in report.get("splits", {}).items():

@@ -53,8 +53,8 @@ class EvalSettings:
   pooling: str = "ordered_both"
   reader_images: int = 5
   reader_min_steps: tuple[int, ...] = (1, 3)
-  reader_duration_weight: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
-  reader_word_bonus: tuple[float, ...] = (-1.0, 0.0, 1.0, 2.0)
+  reader_duration_weight: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
+  reader_word_bonus: tuple[float, ...] = (-3.0, -2.0, -1.0, -0.5, 0.0, 1.0)
   reader_dev_strings: int = 100
 
 

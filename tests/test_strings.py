@@ -663,7 +663,8 @@ def test_reproduce_and_evaluate_strings_end_to_end(tmp_path, monkeypatch):
   assert report["data"]["synthetic"] and report["seeds"] == [0, 1]
   assert sorted(report["strings"]) == ["2", "3"]
   # Both seeds met the same test strings (drawn with the data seed).
-  assert [len(report["test_sets"][k]) for k in ("2", "3")] == [1, 1]
+  assert [len(report["test_sets"]["stratified"][k]) for k in ("2", "3")
+          ] == [1, 1]
   # Each run's reader was chosen on training strings, with its dev table.
   assert [r["seed"] for r in report["reader"]] == [0, 1]
   for reader in report["reader"]:

@@ -164,8 +164,8 @@ def run_seed(cfg: ml_collections.ConfigDict, data: StringData,
              workdir: pathlib.Path, seed: int, *,
              show_progress: bool = True) -> dict[str, Any]:
   """Trains (or restores) and evaluates one seed: the test strings are
-drawn with the data seed (`cfg.seed`, the split's), so every training
-seed meets the same ones; the reader is chosen on training strings."""
+  drawn with the data seed (`cfg.seed`, the split's), so every training
+  seed meets the same ones; the reader is chosen on training strings."""
   start = time.perf_counter()
   result, params = train_stage(cfg, data, workdir, seed,
                                show_progress=show_progress)

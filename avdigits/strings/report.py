@@ -42,6 +42,18 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
   return out
 
 
+def test_sets(runs: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
+  """{split: {length: digests of the test strings its runs met}}: one
+  digest per length when every seed of a split met the same strings."""
+  out: dict[str, dict[str, set]] = {}
+  for r in runs:
+    split = out.setdefault(r["reader"]["split"], {})
+    for length, figures in r["strings"].items():
+      split.setdefault(length, set()).add(figures["test_strings"])
+  return {split: {length: sorted(d) for length, d in by_length.items()}
+          for split, by_length in out.items()}
+
+
 def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
               seed: int, timings: dict[str, float],
               splits: dict[str, list[dict[str, Any]]] | None = None
@@ -51,11 +63,7 @@ def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
       "data": data, "config": config, "seed": seed,
       "seeds": sorted({r["seed"] for r in runs}), "timings_s": timings,
       "runs": len(runs), "strings": summarise(runs),
-      # Which test strings each length used: one digest per length when
-      # every run met the same ones.
-      "test_sets": {length: sorted({r["strings"][length]["test_strings"]
-                                    for r in runs})
-                    for length in runs[0]["strings"]},
+      "test_sets": test_sets(runs),
       "reader": [r["reader"] for r in runs if "reader" in r]}
   if "train" in runs[0]:
     report["train"] = {"history": runs[0]["train"]["history"],
@@ -92,10 +100,13 @@ HEADER = ["| Length | speech→image R@1 | R@10 | image→speech R@1 | R@10 | "
 def markdown(report: dict[str, Any], command: str) -> str:
   lines = markdown_banner("avdigits report: digit strings", command,
                           report["data"])
+  same = all(len(d) == 1 for by_length in report["test_sets"].values()
+             for d in by_length.values())
   lines += [f"Seeds: {report['seeds']}; {report['runs']} run(s) (mean ± 95% "
             f"CI half-width over runs). Test strings per length: "
-            f"{report['config']['strings']['test_strings']}, the same for "
-            f"every seed; chance R@1 is that of random scores on them.", ""]
+            f"{report['config']['strings']['test_strings']}, "
+            f"{'the same' if same else 'not the same'} for every seed; "
+            f"chance R@1 is that of random scores on them.", ""]
   for r in report.get("reader", []):
     keys = ("min_steps", "duration_weight", "word_bonus")
     best = next(row for row in r["dev"]
@@ -104,7 +115,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
                  f"training strings: words of at least {r['min_steps']} "
                  f"steps, duration weight {r['duration_weight']}, bonus "
                  f"{r['word_bonus']} (dev string accuracy "
-                 f"{pct(best['string_accuracy'])}).")
+                 f"{pct(best['string_accuracy'])}); canvases of "
+                 f"{r['prototypes']}.")
   lines.append("")
   lines += HEADER
   lines += [_row(length, entry) for length, entry in report["strings"].items()]

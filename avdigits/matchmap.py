@@ -1,8 +1,10 @@
 """Matchmaps: the similarity of every speech step with every image column,
 pooled into one score per (spoken string, number image) pair; the
 contrastive loss over a batch of pairs; and what a matchmap tells without
-text: which image digit a stretch of speech names (reading) and where in
-the speech an image digit is said (localisation).
+text: which digits a spoken string says (reading: each speech step scored
+against digit boxes, then a monotonic alignment of the steps to blank and
+word segments, `read_segments`) and where in the speech an image digit is
+said (localisation).
 
 Pooling, for a matchmap M [T, W] with masks (Harwath et al. 2018):
   "misa": mean over speech steps of the max over image columns,
@@ -77,23 +79,33 @@ def pool(maps: jax.Array, speech_mask: jax.Array, image_mask: jax.Array,
   return sima if pooling == "sima" else 0.5 * (misa + sima)
 
 
+def _running_max(x: jax.Array) -> jax.Array:
+  """Running maximum along axis 0, one whole-slice maximum per row (the
+  rows are image columns or speech steps, a few dozen: on the CPU this is
+  about twice as fast as `lax.cummax` over the last axis)."""
+  out = [x[0]]
+  for row in x[1:]:
+    out.append(jnp.maximum(out[-1], row))
+  return jnp.stack(out)
+
+
 def _ordered(maps: jax.Array, speech_mask: jax.Array, image_mask: jax.Array
              ) -> jax.Array:
   """Mean over valid speech steps of M[t, w(t)], maximised over
   non-decreasing column choices w(t): D_t = M_t + cummax_w(D_{t-1}), padded
-  steps carrying D through; the best end column over valid ones."""
-  columns = image_mask[None, :, None, :]
-  maps = jnp.where(columns, maps, _FAR)
+  steps carrying D through; the best end column over valid ones. The scan
+  runs over [T, W, B, C], pairs last, so each step is whole-slice work."""
+  rows = jnp.transpose(jnp.where(image_mask[None, :, None, :], maps, _FAR),
+                       (2, 3, 0, 1))
 
   def step(best, inputs):
-    row, valid = inputs                          # [B, C, W], [B]
-    extended = row + jax.lax.cummax(best, axis=2)
-    return jnp.where(valid[:, None, None], extended, best), None
+    row, valid = inputs                          # [W, B, C], [B]
+    extended = row + _running_max(best)
+    return jnp.where(valid[None, :, None], extended, best), None
 
-  start = jnp.zeros(maps.shape[:2] + maps.shape[3:], maps.dtype)
-  best, _ = jax.lax.scan(step, start, (jnp.moveaxis(maps, 2, 0),
-                                      jnp.moveaxis(speech_mask, 1, 0)))
-  best = jnp.max(jnp.where(columns[:, :, 0], best, -jnp.inf), axis=2)
+  start = jnp.zeros(rows.shape[1:], maps.dtype)
+  best, _ = jax.lax.scan(step, start, (rows, speech_mask.T))
+  best = jnp.max(jnp.where(image_mask.T[:, None, :], best, -jnp.inf), axis=0)
   return best / jnp.maximum(speech_mask.sum(axis=1), 1)[:, None]
 
 
@@ -101,6 +113,50 @@ def scores(speech: jax.Array, speech_mask: jax.Array, images: jax.Array,
            image_mask: jax.Array, pooling: str) -> jax.Array:
   """Pooled matchmap scores [B, C] of B spoken strings and C images."""
   return pool(matchmaps(speech, images), speech_mask, image_mask, pooling)
+
+
+def score_blocks(speech: jax.Array, speech_mask: jax.Array,
+                 images: jax.Array, image_mask: jax.Array, pooling: str
+                 ) -> jax.Array:
+  """Pooled scores of every block pair: speech [R, B, T, D] (masks
+  [R, B, T]) and images [K, C, W, D] (masks [K, C, W]) -> [R, K, B, C],
+  block by block (`lax.map` over both block axes), so that one compiled
+  program holds only one [B, C, T, W] matchmap at a time."""
+
+  def row(block):
+    s, s_mask = block
+    return jax.lax.map(lambda c: scores(s, s_mask, c[0], c[1], pooling),
+                       (images, image_mask))
+
+  return jax.lax.map(row, (speech, speech_mask))
+
+
+_score_blocks = jax.jit(score_blocks, static_argnames="pooling")
+
+
+def _blocks(x: np.ndarray, size: int) -> np.ndarray:
+  """[N, ...] -> [ceil(N / size), size, ...], zero-padded (masks False)."""
+  rows = -(-len(x) // size) * size
+  padded = np.zeros((rows,) + x.shape[1:], x.dtype)
+  padded[:len(x)] = x
+  return padded.reshape((rows // size, size) + x.shape[1:])
+
+
+def all_scores(speech: np.ndarray, speech_mask: np.ndarray,
+               images: np.ndarray, image_mask: np.ndarray, pooling: str,
+               block: int = 50) -> np.ndarray:
+  """Exact pooled scores [N, M] of N spoken strings and M images, computed
+  in one jitted program over `block` x `block` pair blocks (padding
+  dropped): the same numbers as `scores` on all pairs at once."""
+  check_pooling(pooling)
+  n, m = len(speech), len(images)
+  out = _score_blocks(
+      _blocks(np.asarray(speech, np.float32), block),
+      _blocks(np.asarray(speech_mask, bool), block),
+      _blocks(np.asarray(images, np.float32), block),
+      _blocks(np.asarray(image_mask, bool), block), pooling)
+  out = np.asarray(out).transpose(0, 2, 1, 3)
+  return out.reshape(out.shape[0] * block, -1)[:n, :m]
 
 
 def same_strings(speech_digits: jax.Array, image_digits: jax.Array
@@ -131,34 +187,72 @@ def class_scores(maps: np.ndarray, box_steps: np.ndarray,
   box_steps [K, 2] -> [..., T, K + 1]."""
   maps = np.asarray(maps)
   columns = np.arange(maps.shape[-1])
-  inside = np.zeros((len(box_steps), maps.shape[-1]), bool)
-  for k, (start, stop) in enumerate(box_steps):
-    inside[k] = (columns >= start) & (columns < stop)
-  blank = ~inside.any(0) & np.asarray(image_mask, bool)
-  groups = np.concatenate([inside, blank[None]])
-  return np.stack([np.where(g, maps, -np.inf).max(-1) for g in groups], -1)
-
-
-def read_steps(step_scores: np.ndarray, valid: np.ndarray,
-               min_steps: int = 2) -> list[int]:
-  """The digit sequence a string's per-step scores [T, 11] spell (columns
-  0..9 the digits, 10 the blank): each valid step takes its best column;
-  runs shorter than `min_steps` are dropped, then runs of one digit merged
-  and blanks removed."""
-  labels = np.asarray(step_scores).argmax(-1)[np.asarray(valid, bool)]
-  blank = step_scores.shape[-1] - 1
-  runs = []
-  for label in labels:
-    if runs and runs[-1][0] == label:
-      runs[-1][1] += 1
-    else:
-      runs.append([int(label), 1])
-  kept = [label for label, count in runs if count >= min_steps]
+  inside = np.zeros(maps.shape[-1], bool)
   out = []
-  for label in kept:
-    if not out or out[-1] != label:
-      out.append(label)
-  return [label for label in out if label != blank]
+  for start, stop in box_steps:
+    out.append(maps[..., start:stop].max(-1))
+    inside |= (columns >= start) & (columns < stop)
+  blank = ~inside & np.asarray(image_mask, bool)
+  out.append(np.where(blank, maps, -np.inf).max(-1))
+  return np.stack(out, -1)
+
+
+@jax.jit
+def _segment_choices(step_scores: jax.Array, word_prior: jax.Array
+                     ) -> jax.Array:
+  """Forward pass of `read_segments` over strings [N, T, 11] whose valid
+  steps come first: per end step t (1..T), the best last segment as 0
+  (one blank step) or 1 + 10 (d - 1) + c (a word of class c, d steps)."""
+  durations = jnp.arange(1, len(word_prior) + 1)
+
+  def one(scores):
+    total = jnp.concatenate([jnp.zeros((1, scores.shape[1]), scores.dtype),
+                             jnp.cumsum(scores, axis=0)])
+
+    def step(best, t):
+      start = jnp.maximum(t - durations, 0)
+      before = jnp.where(t - durations >= 0, best[start], -jnp.inf)
+      words = (before[:, None] + total[t, :10] - total[start, :10]
+               + word_prior[:, None])
+      blank = best[t - 1] + scores[t - 1, 10]
+      options = jnp.concatenate([blank[None], words.reshape(-1)])
+      choice = jnp.argmax(options)
+      return best.at[t].set(options[choice]), choice
+
+    start = jnp.full(scores.shape[0] + 1, -jnp.inf).at[0].set(0.0)
+    return jax.lax.scan(step, start, jnp.arange(1, scores.shape[0] + 1))[1]
+
+  return jax.vmap(one)(step_scores)
+
+
+def read_segments(step_scores: np.ndarray, valid: np.ndarray,
+                  word_prior: np.ndarray) -> list[list[int]]:
+  """The digits each spoken string says, by the best monotonic alignment of
+  its valid speech steps to a sequence of segments: blank steps (scored by
+  column 10 of `step_scores` [N, T, 11]) and digit words (c in 0..9 over d
+  consecutive steps, scored by column c plus `word_prior[d - 1]`: a length
+  prior and per-word bonus; -inf forbids d, and words are at most
+  len(word_prior) steps). A digit said twice without a pause is two words
+  when the prior favours two words' lengths over one. Semi-Markov Viterbi,
+  forward pass jitted."""
+  step_scores = np.asarray(step_scores, np.float32)
+  valid = np.asarray(valid, bool)
+  order = np.argsort(~valid, axis=1, kind="stable")   # valid steps first
+  compact = np.take_along_axis(step_scores, order[..., None], axis=1)
+  choices = np.asarray(_segment_choices(
+      compact, jnp.asarray(word_prior, jnp.float32)))
+  out = []
+  for choice, t in zip(choices, valid.sum(axis=1), strict=True):
+    digits = []
+    while t > 0:
+      k = int(choice[t - 1])
+      if k == 0:
+        t -= 1
+        continue
+      digits.append((k - 1) % 10)
+      t -= (k - 1) // 10 + 1
+    out.append(digits[::-1])
+  return out
 
 
 def edit_distance(a: list[int], b: list[int]) -> int:

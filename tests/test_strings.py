@@ -17,6 +17,7 @@ from avdigits.data import spoken
 from avdigits.data.types import ImageSet, SpeechSet
 from avdigits.errors import ConfigError, DataError
 from avdigits.strings import data as S
+from avdigits.strings import evaluate as strings_eval
 from avdigits.strings import features as strings_features
 from avdigits.strings import pipeline as strings_pipeline
 from avdigits.strings import validation
@@ -335,6 +336,31 @@ def test_ordered_pooling_tells_a_string_from_its_reversal():
   np.testing.assert_allclose(misa, [[1.0, 1.0]])
 
 
+@pytest.mark.parametrize("pooling", ["ordered_both", "ordered", "misa"])
+def test_blocked_exact_scores_equal_per_pair_scores(pooling):
+  # 7 spoken strings x 8 images in 3 x 3 blocks (padding on both sides).
+  rng = np.random.default_rng(4)
+  speech = rng.normal(size=(7, 9, 5)).astype(np.float32)
+  images = rng.normal(size=(8, 6, 5)).astype(np.float32)
+  speech_mask = np.arange(9)[None] < rng.integers(2, 10, 7)[:, None]
+  image_mask = np.arange(6)[None] < rng.integers(1, 7, 8)[:, None]
+  got = matchmap.all_scores(speech, speech_mask, images, image_mask,
+                            pooling, block=3)
+  want = np.array([[float(matchmap.scores(
+      speech[i:i + 1], speech_mask[i:i + 1], images[j:j + 1],
+      image_mask[j:j + 1], pooling)[0, 0]) for j in range(8)]
+                   for i in range(7)])
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+  oracle = _loop_scores(speech[:3], speech_mask[:3], images[:3],
+                        image_mask[:3], pooling)
+  np.testing.assert_allclose(got[:3, :3], oracle, rtol=1e-5, atol=1e-6)
+  # Exact recall is the same from both (square: pair i is row i, column i).
+  digits = rng.integers(0, 3, (7, 2))
+  square = np.ix_(range(7), range(7))
+  assert strings_eval.recall(got[square], digits) == strings_eval.recall(
+      want[square], digits)
+
+
 def test_same_strings_marks_equal_digit_strings():
   digits = np.array([[1, 2], [2, 1], [1, 2]])
   np.testing.assert_array_equal(matchmap.same_strings(digits, digits), [
@@ -357,40 +383,125 @@ def test_class_scores_take_each_box_and_the_blank_columns():
                                 [[5., 9., 1.]])  # blank: columns 0, 3
 
 
-def _one_hot(labels, classes=11):
-  scores = np.zeros((len(labels), classes))
-  scores[np.arange(len(labels)), labels] = 1.0
-  return scores
+# A hand-built reader: speech steps are one-hot in 11 dimensions (digit d
+# or 10, the blank); two reading canvases of 21 columns hold digit d at
+# column 2d + 1 (e_d, at half strength on the second canvas) and the blank
+# (e_10) at even columns. A step saying d scores 0.75 for d (the canvases'
+# mean) and 0 for the rest; a pause step scores 1 for the blank.
+def _reader_prototypes():
+  canvas = np.zeros((21, 11), np.float32)
+  canvas[0::2, 10] = 1.0
+  canvas[np.arange(10) * 2 + 1, np.arange(10)] = 1.0
+  weaker = canvas.copy()
+  weaker[np.arange(10) * 2 + 1] *= 0.5
+  boxes = np.stack([np.arange(10) * 2 + 1, np.arange(10) * 2 + 2], -1)
+  return strings_eval.Prototypes(np.stack([canvas, weaker]),
+                                 np.ones((2, 21), bool),
+                                 np.stack([boxes, boxes]))
 
 
-@pytest.mark.parametrize("labels, valid, want", [
-    ([10, 4, 4, 4, 10, 10, 2, 2, 10], None, [4, 2]),
-    # The same digit twice needs something between.
-    ([7, 7, 10, 10, 7, 7], None, [7, 7]),
-    ([7, 7, 7, 7], None, [7]),
-    # Runs shorter than min_steps are dropped, then neighbours merge.
-    ([3, 3, 3, 8, 3, 3, 10, 10, 5, 5], None, [3, 5]),
-    ([1, 1, 10, 10, 6, 6], [True, True, True, True, False, False], [1]),
-    ([10, 10, 10], None, []),
+def _said(*runs, pad=3):
+  """Speech [1, T, 11] and mask of runs (label, steps), padded both ends
+  with masked steps that say 3."""
+  labels = [3] * pad + [d for d, n in runs for _ in range(n)] + [3] * pad
+  speech = np.eye(11, dtype=np.float32)[labels][None]
+  mask = np.zeros((1, len(labels)), bool)
+  mask[0, pad:len(labels) - pad] = True
+  return speech, mask
+
+
+def _read(runs, prior):
+  speech, mask = _said(*runs)
+  scores = strings_eval.step_class_scores(speech, _reader_prototypes())
+  return matchmap.read_segments(scores, mask, np.asarray(prior))[0]
+
+
+B, P = 10, 1          # blank; a flat prior of -0.5 over words of 1..20 steps
+FLAT = [-0.5] * 20
+
+
+@pytest.mark.parametrize("runs, prior, want", [
+    # "1100": the ones said without a pause (16 steps), longer than a word
+    # may be (10), so two words; the zeros with a pause between.
+    ([(B, 2), (1, 8), (1, 8), (B, 3), (0, 6), (B, 2), (0, 6), (B, 2)],
+     [-np.inf] * 2 + [-0.5] * 8, [1, 1, 0, 0]),
+    # The same 16 steps with words up to 20 long and a flat prior: one word;
+    # a prior peaked at 8 steps: two.
+    ([(1, 16)], FLAT, [1]),
+    ([(1, 16)], [-5.0] * 7 + [0.0] + [-5.0] * 12, [1, 1]),
+    # Insertions: a one-step blip of 5 in a pause is a word when words of
+    # one step are allowed, not when they must be two long.
+    ([(B, 3), (5, 1), (B, 3), (7, 6), (B, 2)], FLAT, [5, 7]),
+    ([(B, 3), (5, 1), (B, 3), (7, 6), (B, 2)], [-np.inf] + FLAT[1:], [7]),
+    # Deletions: a word whose middle step looks like a pause stays one word
+    # under a strong per-word cost, and is split under a weak one.
+    ([(4, 4), (B, 1), (4, 3)], [-2.0] * 20, [4]),
+    ([(4, 4), (B, 1), (4, 3)], [-0.1] * 20, [4, 4]),
+    ([(B, 5)], FLAT, []),
 ])
-def test_read_steps_on_hand_made_matchmaps(labels, valid, want):
-  valid = np.ones(len(labels), bool) if valid is None else np.array(valid)
-  assert matchmap.read_steps(_one_hot(labels), valid, min_steps=2) == want
+def test_reader_decodes_hand_built_embeddings(runs, prior, want):
+  assert _read(runs, prior) == want
 
 
-def test_reading_a_hand_made_matchmap_against_a_canvas():
-  # Speech steps say 3, (pause), 1; the canvas has digits 0..2 in columns
-  # 1, 3, 5 and blank columns between.
-  canvas_boxes = np.array([[1, 2], [3, 4], [5, 6]])
-  saying = [None, 2, 2, 2, None, None, 1, 1, None]
-  maps = np.full((len(saying), 7), 0.1)
-  for t, digit in enumerate(saying):
-    if digit is None:
-      maps[t, [0, 2, 4, 6]] = 0.9
-    else:
-      maps[t, canvas_boxes[digit, 0]] = 0.8
-  scores = matchmap.class_scores(maps, canvas_boxes, np.ones(7, bool))
-  assert matchmap.read_steps(scores, np.ones(len(saying), bool), 2) == [2, 1]
+def test_reader_reads_a_batch_with_different_lengths_and_padding():
+  first, mask_a = _said((2, 5), (B, 2), (9, 5), pad=2)
+  second, mask_b = _said((6, 4), pad=6)
+  speech = np.concatenate([first, second])
+  mask = np.concatenate([mask_a, mask_b])
+  scores = strings_eval.step_class_scores(speech, _reader_prototypes())
+  np.testing.assert_allclose(scores[0, 2], [0, 0, .75] + [0] * 8)
+  np.testing.assert_allclose(scores[0, 7], [0] * 10 + [1])
+  assert matchmap.read_segments(scores, mask, FLAT) == [[2, 9], [6]]
+
+
+def test_reader_settings_are_chosen_on_dev_strings():
+  # Words last 8 steps; "11" is said without a pause and "7" follows a
+  # one-step blip of 5: only the duration prior reads both right.
+  log_durations = np.full(20, -10.0)
+  log_durations[7] = 0.0
+  dev = []
+  for runs, digits in (([(1, 8), (1, 8)], [1, 1]),
+                       ([(B, 2), (5, 1), (B, 2), (7, 8)], [7])):
+    speech, mask = _said(*runs)
+    dev.append((strings_eval.step_class_scores(speech, _reader_prototypes()),
+                mask, np.array([digits])))
+  settings = strings_eval.EvalSettings(
+      reader_min_steps=(1,), reader_duration_weight=(0.0, 1.0),
+      reader_word_bonus=(-0.5,))
+  choice = strings_eval.choose_reading(dev, log_durations, settings)
+  assert (choice["min_steps"], choice["duration_weight"],
+          choice["word_bonus"]) == (1, 1.0, -0.5)
+  assert [row["string_accuracy"] for row in choice["dev"]] == [0.0, 1.0]
+  # Without the prior: "11" read as "1" (1 of 2 digits), "7" as "57" (1 of
+  # 1); the mean over the two dev sets.
+  assert choice["dev"][0]["digit_error_rate"] == pytest.approx(0.75)
+
+
+def test_word_durations_are_the_training_utterances_lengths():
+  pools = _pools()     # utterances of 800-1040 samples at 8 kHz: 3-4 steps
+  log_p = strings_eval.word_durations(pools)
+  lengths = [len(pools.speech.waveforms[i]) for by in
+             pools.by_speaker.values() for d in by for i in d]
+  steps = np.ceil(np.array(lengths) / RATE / 0.04).astype(int)
+  assert len(log_p) == steps.max() == 4
+  want = np.bincount(steps, minlength=5)[1:] + 1.0
+  np.testing.assert_allclose(np.exp(log_p), want / want.sum())
+  prior = strings_eval.word_prior(log_p, 2, 0.5, 1.0)
+  assert prior[0] == -np.inf
+  np.testing.assert_allclose(prior[1:], 1.0 + 0.5 * log_p[1:])
+
+
+def test_chance_recall_counts_repeated_strings():
+  digits = np.array([[1, 2], [1, 2], [3, 4], [1, 2], [5, 6]])
+  # Three queries whose string three items spell, two with one each.
+  want = (3 * 3 / 5 + 2 * 1 / 5) / 5
+  assert strings_eval.chance_recall_at_1(digits) == pytest.approx(want)
+  assert strings_eval.chance_recall_at_1(np.arange(8)[:, None]) == 1 / 8
+  # Random scores agree.
+  rng = np.random.default_rng(0)
+  hits = [strings_eval.recall(rng.random((5, 5)), digits)[
+      "speech_to_image"]["R@1"] for _ in range(4000)]
+  assert np.mean(hits) == pytest.approx(want, abs=0.01)
 
 
 def test_edit_distance():
@@ -493,7 +604,10 @@ def test_strings_config_is_valid_and_bad_settings_are_one_line():
       ("pooling", "avg", "strings.pooling"),
       ("temperature", 0.0, "temperature"),
       ("learning_rate", -1.0, "learning_rate"),
-      ("test_strings", 0, "test_strings")):
+      ("test_strings", 0, "test_strings"),
+      ("reader_min_steps", (0, 2), "reader_min_steps"),
+      ("reader_word_bonus", (), "reader_word_bonus"),
+      ("reader_images", 0, "reader_images")):
     bad = strings_config.get_config()
     bad.strings[key] = value
     with pytest.raises((ConfigError, DataError), match=message):
@@ -536,7 +650,11 @@ def tiny_config() -> ml_collections.ConfigDict:
   cfg.strings.steps_per_chunk = 3
   cfg.strings.test_lengths = (2, 3)
   cfg.strings.test_strings = 30
-  cfg.strings.reading_trials = 2
+  cfg.strings.reader_images = 2
+  cfg.strings.reader_dev_strings = 8
+  cfg.strings.reader_min_steps = (1, 2)
+  cfg.strings.reader_duration_weight = (0.0, 1.0)
+  cfg.strings.reader_word_bonus = (0.0,)
   return cfg
 
 
@@ -549,7 +667,7 @@ def test_reproduce_and_evaluate_strings_end_to_end(tmp_path, monkeypatch):
   monkeypatch.delenv("AVDIGITS_DATA_DIR", raising=False)
   workdir = tmp_path / "run"
   with entry_point("experiments.reproduce") as command:
-    _set_flags(monkeypatch, command, _CONFIG=tiny_config(), _SEEDS=None,
+    _set_flags(monkeypatch, command, _CONFIG=tiny_config(), _SEEDS=2,
                _WORKDIR=str(workdir), _DATA_DIR=None, _PROGRESS=False)
     command.main(["reproduce"])
     report = json.loads((workdir / "report.json").read_text())
@@ -558,8 +676,20 @@ def test_reproduce_and_evaluate_strings_end_to_end(tmp_path, monkeypatch):
     command.main(["reproduce"])
   again = json.loads((workdir / "report.json").read_text())
   assert again["strings"] == report["strings"]
-  assert report["data"]["synthetic"] and report["seeds"] == [0]
+  assert report["data"]["synthetic"] and report["seeds"] == [0, 1]
   assert sorted(report["strings"]) == ["2", "3"]
+  # Both seeds met the same test strings (drawn with the data seed).
+  assert [len(report["test_sets"]["stratified"][k]) for k in ("2", "3")
+          ] == [1, 1]
+  # Each run's reader was chosen on training strings, with its dev table.
+  assert [r["seed"] for r in report["reader"]] == [0, 1]
+  for reader in report["reader"]:
+    assert reader["prototypes"] == "training images"
+    assert len(reader["dev"]) == 4 and reader["dev_lengths"] == [2, 3]
+    assert max(row["string_accuracy"] for row in reader["dev"]) == next(
+        row["string_accuracy"] for row in reader["dev"]
+        if row["min_steps"] == reader["min_steps"]
+        and row["duration_weight"] == reader["duration_weight"])
   for entry in report["strings"].values():
     for direction in ("speech_to_image", "image_to_speech"):
       values = [entry["recall"][direction][k] for k in ("R@1", "R@5",
@@ -569,7 +699,7 @@ def test_reproduce_and_evaluate_strings_end_to_end(tmp_path, monkeypatch):
     assert entry["reading"]["digit_error_rate"] >= 0
     assert 0 <= entry["localisation"] <= 1
     assert 0 <= entry["localisation_aligned"] <= 1
-    assert entry["per_run"][0]["recall"] == entry["recall"]
+    assert entry["chance_R@1"] >= 1 / 30
   assert [r["step"] for r in report["train"]["history"]] == [3, 6]
   assert (workdir / "matchmaps.png").stat().st_size > 0
   assert "| 2 |" in (workdir / "report.md").read_text()
@@ -620,7 +750,6 @@ def test_sibling_batches_differ_from_their_twins_in_one_digit():
 
 
 def test_connected_recordings_become_test_strings(tmp_path):
-  from avdigits.strings import evaluate as strings_eval
   for speaker, names in (("ae", ("O4Z3A.WAV", "12B.WAV", "77A.WAV")),
                          ("bf", ("9OA.WAV", "3A.WAV"))):
     for name in names:

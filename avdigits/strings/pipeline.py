@@ -163,17 +163,22 @@ def train_stage(cfg: ml_collections.ConfigDict, data: StringData,
 def run_seed(cfg: ml_collections.ConfigDict, data: StringData,
              workdir: pathlib.Path, seed: int, *,
              show_progress: bool = True) -> dict[str, Any]:
-  """Trains (or restores) and evaluates one seed."""
+  """Trains (or restores) and evaluates one seed: the test strings are
+  drawn with the data seed (`cfg.seed`, the split's), so every training
+  seed meets the same ones; the reader is chosen on training strings."""
   start = time.perf_counter()
   result, params = train_stage(cfg, data, workdir, seed,
                                show_progress=show_progress)
   timings = {"train": time.perf_counter() - start}
   start = time.perf_counter()
-  figures = strings_eval.evaluate_model(model(cfg), params, data.test,
-                                        cfg.features, eval_settings(cfg),
-                                        seed=seed, recorded=data.recorded)
+  figures = strings_eval.evaluate_model(
+      model(cfg), params, data.test, cfg.features, eval_settings(cfg),
+      seed=seed, test_seed=cfg.seed, reader_pools=data.train,
+      recorded=data.recorded)
   timings["evaluate"] = time.perf_counter() - start
-  return {"seed": seed, "train": result, "strings": figures,
+  return {"seed": seed, "train": result, "strings": figures["strings"],
+          "reader": dict(figures["reader"],
+                         split=data.summary["speech_split"], seed=seed),
           "timings_s": timings}
 
 
@@ -201,22 +206,36 @@ def run_all(cfg: ml_collections.ConfigDict, data_dir: pathlib.Path | None,
   return by_split, summary
 
 
+def _trained_reading(trained: dict[str, Any], workdir: pathlib.Path,
+                     spec: str, seed: int) -> dict[str, Any]:
+  """The reader settings a strings workdir's run chose on its training
+  strings (held-out speaker `spec` under loso)."""
+  loso = bool(trained["data"]["speakers"].get("held_out_in_turn"))
+  for entry in trained.get("reader", []):
+    if entry["seed"] == seed and (not loso or entry["split"] == spec):
+      return entry
+  raise ConfigError(f"--workdir={workdir}: report.json has no reader "
+                    f"settings for seed {seed}; run experiments.reproduce "
+                    f"on it again")
+
+
 def evaluate_workdir(cfg: ml_collections.ConfigDict, trained: dict[str, Any],
                      data_dir: pathlib.Path | None, workdir: pathlib.Path,
                      split: str) -> tuple[list[dict[str, Any]],
                                           dict[str, Any]]:
   """Every trained (split, seed) model of a strings workdir evaluated on
   `data_dir`'s strings (`split` "all": built from all its utterances and
-  images, with the same seeds)."""
+  images, with the same seeds), read with each run's chosen reader settings
+  against canvases of the evaluated images."""
   corpora = prepare.load_corpora(cfg, data_dir, fixed_window=False)
   data = string_data(cfg, corpora, split if split == "all" else None,
                      data_dir)
   held_out = trained["data"]["speakers"].get("held_out_in_turn")
   specs = (splits.in_turn_specs(trained["data"]["speech_split"], held_out)
            if held_out else [split])
-  roots = [split_dir(workdir, spec, specs) for spec in specs]
   runs = []
-  for root in roots:
+  for spec in specs:
+    root = split_dir(workdir, spec, specs)
     for seed in trained["seeds"]:
       stage_dir = root / f"seed_{seed}"
       if not (stage_dir / "strings" / "result.json").exists():
@@ -225,7 +244,12 @@ def evaluate_workdir(cfg: ml_collections.ConfigDict, trained: dict[str, Any],
                           f"experiments.reproduce first")
       params = checkpoint.restore_params(stage_dir / "strings",
                                          _template(cfg, seed))
-      runs.append({"seed": seed, "strings": strings_eval.evaluate_model(
+      figures = strings_eval.evaluate_model(
           model(cfg), params, data.test, cfg.features, eval_settings(cfg),
-          seed=seed, recorded=data.recorded)})
+          seed=seed, test_seed=cfg.seed,
+          reading=_trained_reading(trained, workdir, spec, seed),
+          recorded=data.recorded)
+      runs.append({"seed": seed, "strings": figures["strings"],
+                   "reader": dict(figures["reader"], split=spec,
+                                  seed=seed)})
   return runs, dict(data.summary, timings_s=dict(corpora.timings))

@@ -17,7 +17,8 @@ import numpy as np
 from avdigits.summary import markdown_banner, mean_ci, pct
 from avdigits.training.workdir import write_json_atomic
 
-FIGURES = ("recall", "reading", "localisation", "localisation_aligned")
+FIGURES = ("recall", "chance_R@1", "reading", "localisation",
+           "localisation_aligned")
 
 
 def _figures(run_strings: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +42,18 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
   return out
 
 
+def test_sets(runs: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
+  """{split: {length: digests of the test strings its runs met}}: one
+  digest per length when every seed of a split met the same strings."""
+  out: dict[str, dict[str, set]] = {}
+  for r in runs:
+    split = out.setdefault(r["reader"]["split"], {})
+    for length, figures in r["strings"].items():
+      split.setdefault(length, set()).add(figures["test_strings"])
+  return {split: {length: sorted(d) for length, d in by_length.items()}
+          for split, by_length in out.items()}
+
+
 def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
               seed: int, timings: dict[str, float],
               splits: dict[str, list[dict[str, Any]]] | None = None
@@ -49,7 +62,9 @@ def aggregate(runs: list[dict[str, Any]], *, data: dict, config: dict,
   report: dict[str, Any] = {
       "data": data, "config": config, "seed": seed,
       "seeds": sorted({r["seed"] for r in runs}), "timings_s": timings,
-      "runs": len(runs), "strings": summarise(runs)}
+      "runs": len(runs), "strings": summarise(runs),
+      "test_sets": test_sets(runs),
+      "reader": [r["reader"] for r in runs if "reader" in r]}
   if "train" in runs[0]:
     report["train"] = {"history": runs[0]["train"]["history"],
                        "train_seconds": [r["train"]["train_seconds"]
@@ -65,6 +80,7 @@ def _row(length: str, entry: dict[str, Any]) -> str:
   cells = [pct(r[d][k], ci[d][k]) for d in ("speech_to_image",
                                              "image_to_speech")
            for k in ("R@1", "R@10")]
+  cells.append(pct(entry["chance_R@1"]))
   cells += [pct(entry["reading"]["string_accuracy"],
                 entry["ci95"]["reading"]["string_accuracy"]),
             pct(entry["reading"]["digit_error_rate"],
@@ -76,18 +92,32 @@ def _row(length: str, entry: dict[str, Any]) -> str:
 
 
 HEADER = ["| Length | speech→image R@1 | R@10 | image→speech R@1 | R@10 | "
-          "reading (string) | digit error rate | localisation | "
-          "localisation (aligned) |",
-          "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+          "chance R@1 | reading (string) | digit error rate | localisation "
+          "| localisation (aligned) |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 
 
 def markdown(report: dict[str, Any], command: str) -> str:
   lines = markdown_banner("avdigits report: digit strings", command,
                           report["data"])
+  same = all(len(d) == 1 for by_length in report["test_sets"].values()
+             for d in by_length.values())
   lines += [f"Seeds: {report['seeds']}; {report['runs']} run(s) (mean ± 95% "
             f"CI half-width over runs). Test strings per length: "
-            f"{report['config']['strings']['test_strings']} (chance R@1 "
-            f"{pct(1 / report['config']['strings']['test_strings'])}).", ""]
+            f"{report['config']['strings']['test_strings']}, "
+            f"{'the same' if same else 'not the same'} for every seed; "
+            f"chance R@1 is that of random scores on them.", ""]
+  for r in report.get("reader", []):
+    keys = ("min_steps", "duration_weight", "word_bonus")
+    best = next(row for row in r["dev"]
+                if all(row[k] == r[k] for k in keys))
+    lines.append(f"Reader of {r['split']} seed {r['seed']}, chosen on "
+                 f"training strings: words of at least {r['min_steps']} "
+                 f"steps, duration weight {r['duration_weight']}, bonus "
+                 f"{r['word_bonus']} (dev string accuracy "
+                 f"{pct(best['string_accuracy'])}); canvases of "
+                 f"{r['prototypes']}.")
+  lines.append("")
   lines += HEADER
   lines += [_row(length, entry) for length, entry in report["strings"].items()]
   for name, split in report.get("splits", {}).items():

@@ -36,8 +36,15 @@ def validate_strings(cfg: ml_collections.ConfigDict) -> None:
     raise ConfigError("--config.strings.test_lengths is empty")
   for length in s.test_lengths:
     check_length(length, "--config.strings.test_lengths")
-  for name in ("test_strings", "reading_trials", "min_read_steps"):
+  for name in ("test_strings", "reader_images", "reader_dev_strings"):
     check_positive(f"strings.{name}", getattr(s, name))
+  if not s.reader_min_steps or min(s.reader_min_steps) < 1:
+    raise ConfigError(f"--config.strings.reader_min_steps must be a "
+                      f"non-empty tuple of steps >= 1, got "
+                      f"{s.reader_min_steps!r}")
+  for name in ("reader_duration_weight", "reader_word_bonus"):
+    if not getattr(s, name):
+      raise ConfigError(f"--config.strings.{name} is empty")
   if cfg.strings.get("test_speech", "built") not in ("built", "connected"):
     raise ConfigError(f"--config.strings.test_speech="
                       f"{cfg.strings.test_speech!r}: choose built or "

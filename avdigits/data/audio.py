@@ -84,6 +84,18 @@ def is_silent(x: np.ndarray, threshold: float = SILENCE_THRESHOLD) -> bool:
   return x.size == 0 or float(np.max(np.abs(x))) <= threshold
 
 
+def frame_energy_db(x: np.ndarray, sample_rate: int, frame_s: float = 0.02
+                    ) -> tuple[np.ndarray, int]:
+  """Energies (dB) of consecutive `frame_s` frames of `x` (the tail that is
+  no whole frame is left out), and the frame length in samples."""
+  frame = max(int(frame_s * sample_rate), 1)
+  count = len(x) // frame
+  energy = 10 * np.log10(np.mean(
+      np.asarray(x[:count * frame], np.float64).reshape(count, frame) ** 2,
+      axis=1) + 1e-12)
+  return energy, frame
+
+
 def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
   """Resamples float32 audio by a rational factor (polyphase, Kaiser FIR).
 

@@ -90,13 +90,9 @@ def trim_word(x: np.ndarray, sample_rate: int, *, margin_s: float = 0.05,
   whose loudest frame is under 6 dB above its floor is returned whole.
   """
   x = np.asarray(x, np.float32)
-  frame = max(int(_FRAME_S * sample_rate), 1)
-  count = len(x) // frame
-  if count < 3:
+  energy, frame = audio.frame_energy_db(x, sample_rate, _FRAME_S)
+  if len(energy) < 3:
     return x
-  energy = 10 * np.log10(np.mean(
-      x[:count * frame].reshape(count, frame).astype(np.float64) ** 2,
-      axis=1) + 1e-12)
   live = energy > _DIGITAL_SILENCE_DB
   if not live.any():
     return x

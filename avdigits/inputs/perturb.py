@@ -127,13 +127,9 @@ def trim_silence(wave: np.ndarray, sample_rate: int, *,
   voiced frame (silence) is returned unchanged.
   """
   wave = np.asarray(wave, np.float32)
-  frame = max(int(0.02 * sample_rate), 1)
-  count = len(wave) // frame
-  if count < 3:
+  energy, frame = audio.frame_energy_db(wave, sample_rate)
+  if len(energy) < 3:
     return wave
-  energy = 10 * np.log10(np.mean(
-      wave[:count * frame].reshape(count, frame).astype(np.float64) ** 2,
-      axis=1) + 1e-12)
   threshold = max(energy.max() - threshold_db, energy.min() + 6.0)
   voiced = np.flatnonzero(energy > threshold)
   if not len(voiced) or energy.max() - energy.min() < 6.0:

@@ -95,6 +95,28 @@ def _scores_by_hand(align_params, w, v):
   return x @ y.T
 
 
+def _check_outputs_by_hand(cfg, data, classes: int, result, outputs,
+                           params) -> tuple:
+  """The pipeline's float32 scores against the aligner by hand (float64,
+  float32 tolerance), and the report's classifier accuracies exactly from
+  the pipeline's own logits. Returns the (image, speech) convnets."""
+  image_params, speech_params, align_params = params
+  inet = nets.image_net(cfg.image)
+  snet = nets.speech_net(cfg.speech, classes, cfg.align.speech_hidden)
+  w = np.asarray(inet.apply({"params": image_params}, data.test_images,
+                            method="embed"), np.float64)
+  v = np.asarray(snet.apply({"params": speech_params}, data.test_speech,
+                            method="embed"), np.float64)
+  np.testing.assert_allclose(outputs["scores"],
+                             _scores_by_hand(align_params, w, v),
+                             rtol=1e-4, atol=1e-4)
+  assert result["image_classifier"]["test_accuracy"] == np.mean(
+      outputs["image_logits"].argmax(-1) == data.test_image_labels)
+  assert result["speech_classifier"]["test_accuracy"] == np.mean(
+      outputs["speech_logits"].argmax(-1) == data.test_speech_labels)
+  return inet, snet
+
+
 def test_report_holds_the_trained_models_figures(reference,
                                                  reference_config):
   workdir, result = reference
@@ -121,9 +143,9 @@ def test_report_holds_the_trained_models_figures(reference,
       cfg, workdir, 0, data.num_speech_classes)
   outputs = predict.test_outputs(cfg, data, image_params, speech_params,
                                  align_params)
-  inet = nets.image_net(cfg.image)
-  snet = nets.speech_net(cfg.speech, data.num_speech_classes,
-                         cfg.align.speech_hidden)
+  inet, snet = _check_outputs_by_hand(
+      cfg, data, data.num_speech_classes, result, outputs,
+      (image_params, speech_params, align_params))
   np.testing.assert_allclose(
       outputs["image_logits"],
       inet.apply({"params": image_params}, data.test_images),
@@ -132,17 +154,6 @@ def test_report_holds_the_trained_models_figures(reference,
       outputs["speech_logits"],
       snet.apply({"params": speech_params}, data.test_speech),
       rtol=1e-5, atol=1e-5)
-  w = np.asarray(inet.apply({"params": image_params}, data.test_images,
-                            method="embed"), np.float64)
-  v = np.asarray(snet.apply({"params": speech_params}, data.test_speech,
-                            method="embed"), np.float64)
-  np.testing.assert_allclose(outputs["scores"],
-                             _scores_by_hand(align_params, w, v),
-                             rtol=1e-4, atol=1e-4)
-  assert result["image_classifier"]["test_accuracy"] == np.mean(
-      outputs["image_logits"].argmax(-1) == data.test_image_labels)
-  assert result["speech_classifier"]["test_accuracy"] == np.mean(
-      outputs["speech_logits"].argmax(-1) == data.test_speech_labels)
   scores = outputs["scores"]
   expected = evaluate.evaluate_scores(
       scores, data.test_image_labels, data.test_speech_labels,
@@ -325,19 +336,8 @@ def test_evaluate_all_on_another_data_directory_by_hand(
       cfg, workdir, 0, classes)
   outputs = predict.test_outputs(cfg, data, image_params, speech_params,
                                  align_params, classes)
-  inet = nets.image_net(cfg.image)
-  snet = nets.speech_net(cfg.speech, classes, cfg.align.speech_hidden)
-  w = np.asarray(inet.apply({"params": image_params}, data.test_images,
-                            method="embed"), np.float64)
-  v = np.asarray(snet.apply({"params": speech_params}, data.test_speech,
-                            method="embed"), np.float64)
-  np.testing.assert_allclose(outputs["scores"],
-                             _scores_by_hand(align_params, w, v),
-                             rtol=1e-4, atol=1e-4)
-  assert result["image_classifier"]["test_accuracy"] == np.mean(
-      outputs["image_logits"].argmax(-1) == data.test_image_labels)
-  assert result["speech_classifier"]["test_accuracy"] == np.mean(
-      outputs["speech_logits"].argmax(-1) == data.test_speech_labels)
+  _check_outputs_by_hand(cfg, data, classes, result, outputs,
+                         (image_params, speech_params, align_params))
   scores = outputs["scores"]
   speech_digits = speech_class_to_digit(data.test_speech_labels)
   # R@1 both ways, by hand: is the best-scoring item of the same digit?

@@ -32,6 +32,7 @@ DEFAULT_CONFIG = str(CONFIG_DIR / "default.py")
 # table's <!-- NAME:begin/end --> markers: what --readme names.
 DOCS_PAGES = {"draws": "docs/paper.md", "pool": "docs/paper.md",
               "voices": "docs/voices.md", "voices_val": "docs/voices.md",
+              "select": "docs/voices.md",
               "study": "docs/study.md"}
 
 _PLATFORM = flags.DEFINE_enum(

@@ -46,8 +46,11 @@ VOICES = (
     "loso_long", "loso_wide", "loso_mixup", "loso_joint", "loso_ensemble")
 # The two readings of the speech convnet's 3x4 pool, on the upstream split.
 POOL = ("two_stage", "pool_time")
+# Nested selection of the default's speech recipe: the incumbent first (it
+# wins ties), then one change each (experiments/configs/study/select*.py).
+SELECT = ("select", "select_balanced", "select_masks", "select_wide")
 SUITES = {"study": (EXPERIMENTS, None), "voices": (VOICES, "loso"),
-          "pool": (POOL, "two_stage")}
+          "pool": (POOL, "two_stage"), "select": (SELECT, None)}
 
 _WORKDIR, _DATA_DIR = cli.define_run_flags(
     "Where every stage and the study's tables are written.")
@@ -62,7 +65,8 @@ _SUITE = flags.DEFINE_enum("suite", "study", list(SUITES), "Which set of "
                            "experiments runs by default and which docs "
                            "part (<!-- SUITE:begin/end -->) is replaced; "
                            "'voices' and 'pool' also report each gain over "
-                           "their baseline ('loso', 'two_stage').")
+                           "their baseline ('loso', 'two_stage'); 'select' "
+                           "reports the nested selection per outer split.")
 _README = flags.DEFINE_string("readme", None, "Markdown page whose "
                               "<!-- SUITE:begin -->...<!-- SUITE:end --> "
                               "part is replaced: "
@@ -139,10 +143,11 @@ def main(argv: list[str]) -> None:
       result["seconds"] = time.perf_counter() - t0
       all_runs[cfg.name] = result["runs"]
       summaries.append(study_report.summarise(result))
-      print(f"{cfg.name}: annotation "
-            f"{summaries[-1]['average']['annotation']['mean']:.4f} retrieval "
-            f"{summaries[-1]['average']['retrieval']['mean']:.4f} "
-            f"({result['seconds']:.0f} s)", flush=True)
+      average = summaries[-1]["average"]
+      print(f"{cfg.name}: " + " ".join(
+          f"{k} {average[k]['mean']:.4f}" for k in ("annotation", "retrieval")
+          if average[k] is not None) + f" ({result['seconds']:.0f} s)",
+          flush=True)
     total = time.perf_counter() - start
     command = " ".join(["python -m experiments.study"] + sys.argv[1:])
     any_data = next((v for v in loaded.values() if not isinstance(v, str)),
@@ -161,14 +166,20 @@ def main(argv: list[str]) -> None:
                  f"runs; finished runs are restored, not retrained); this "
                  f"invocation: {total:.0f} s.")
     gains = bool(baseline and baseline in all_runs)
-    section = (study_report.gains_markdown(summaries, all_runs, baseline,
-                                           command, data_line) if gains
-               else study_report.markdown(summaries, skipped, command,
-                                          data_line))
-    write_outputs(workdir, summaries, section,
-                  {"summaries": summaries, "skipped": skipped,
-                   "seconds": total, "data_seconds": data_seconds,
-                   "command": command}, link_figures=not gains)
+    study_json = {"summaries": summaries, "skipped": skipped,
+                  "seconds": total, "data_seconds": data_seconds,
+                  "command": command}
+    if _SUITE.value == "select":
+      study_json["selection"] = study_report.selection(all_runs)
+      section = study_report.selection_markdown(
+          summaries, study_json["selection"], command, data_line)
+    elif gains:
+      section = study_report.gains_markdown(summaries, all_runs, baseline,
+                                            command, data_line)
+    else:
+      section = study_report.markdown(summaries, skipped, command, data_line)
+    write_outputs(workdir, summaries, section, study_json,
+                  link_figures=not gains and _SUITE.value != "select")
     if devices.is_writer():
       print(f"study: {len(summaries)} experiments in {total:.0f} s -> "
             f"{workdir}/study.md")

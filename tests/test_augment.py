@@ -101,3 +101,19 @@ def test_existing_kinds_keep_their_random_streams():
                      for u, n in zip(x, shifts, strict=True)])
   np.testing.assert_array_equal(
       augment.augment("roll", key, jnp.asarray(x), max_shift=s), rolled)
+
+
+def test_shift_masks_adds_a_second_pair_of_masks_on_top_of_shift_mask():
+  """"shift_masks" is "shift_mask" (same shift and first masks, same
+  keys) times a second time and frequency mask: every value it keeps equals
+  shift_mask's, and over a batch it zeroes strictly more."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(16, 100, 23)),
+                  jnp.float32)
+  one = np.asarray(augment.augment("shift_mask", jax.random.key(3), x,
+                                   max_shift=10))
+  two = np.asarray(augment.augment("shift_masks", jax.random.key(3), x,
+                                   max_shift=10))
+  kept = two != 0
+  np.testing.assert_array_equal(two[kept], one[kept])
+  assert not (one == 0)[kept].any()
+  assert (two == 0).sum() > (one == 0).sum()

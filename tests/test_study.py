@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from avdigits.data import splits
 from avdigits.data.types import SpeechSet
 from avdigits.errors import ConfigError
 from avdigits.models import nets
@@ -68,6 +69,124 @@ def test_folds_are_speaker_disjoint_and_cover_everyone():
   assert held[0] | held[1] == {f"s{i}" for i in range(5)}
   with pytest.raises(ConfigError, match="folds:9"):
     study.expand_splits(speech, "folds:9")
+
+
+def _two_corpora():
+  """Five FSDD-like speakers (10 utterances each) and 40 people of a second
+  corpus (2 each)."""
+  first = _speech([f"f{i}" for i in range(5)] * 10)
+  second = _speech([f"p{i:02d}" for i in range(40)] * 2)
+  return dataclasses.replace(
+      first, waveforms=first.waveforms + second.waveforms,
+      labels=np.concatenate([first.labels, second.labels]),
+      speakers=np.concatenate([first.speakers, second.speakers]),
+      subset=np.concatenate([first.subset, second.subset]),
+      utterance_ids=np.asarray([f"u{i}" for i in range(130)]),
+      corpus=np.asarray(["fsdd"] * 50 + ["sc"] * 80))
+
+
+def test_loso_star_with_several_corpora_holds_out_the_first_corpus_only():
+  speech = _two_corpora()
+  out = study.expand_splits(speech, "loso:*")
+  assert [s.name for s in out] == [f"f{i}" for i in range(5)]
+  for s in out:
+    assert set(speech.speakers[s.test]) == {s.name}
+    assert set(speech.corpus[s.train]) == {"fsdd", "sc"}
+    assert len(s.train) + len(s.test) == len(speech)
+
+
+def test_folds_with_several_corpora_are_the_run_level_hash_folds():
+  speech = _two_corpora()
+  out = study.expand_splits(speech, "folds:5")
+  for i, s in enumerate(out):
+    train, test = splits.speech_split(speech, mode="fold",
+                                      held_out=(f"{i}of5",))
+    np.testing.assert_array_equal(s.test, test)
+    np.testing.assert_array_equal(s.train, train)
+    assert set(speech.corpus[s.test]) == {"sc"}
+
+
+@pytest.mark.parametrize("outer_spec", ["loso:*", "folds:5"])
+def test_nested_splits_validate_on_training_people_and_images_only(
+    outer_spec):
+  speech = _two_corpora()
+  labels = np.arange(100) % 10
+  image_train = np.arange(80)                    # 80..99: test images
+  outer = study.expand_splits(speech, outer_spec)
+  nested = study.expand_splits(speech, "nested:" + outer_spec, image_train,
+                               labels)
+  assert [s.outer for s in nested] == [s.name for s in outer]
+  assert [s.name for s in nested] == [f"{s.name}-val" for s in outer]
+  for i, (o, n) in enumerate(zip(outer, nested, strict=True)):
+    # Both parts lie inside the outer training part, disjoint, covering it.
+    np.testing.assert_array_equal(np.union1d(n.train, n.test), o.train)
+    assert not set(n.train) & set(n.test)
+    # Whole people: nobody validates and trains.
+    assert not set(speech.speakers[n.train]) & set(speech.speakers[n.test])
+    # One first-corpus speaker of the training part (the i-th left) and
+    # the second corpus's people of hash fold (i + 1) mod 5.
+    left = sorted(set(speech.speakers[o.train][
+        speech.corpus[o.train] == "fsdd"]))
+    val_people = set(speech.speakers[n.test])
+    assert val_people & set(left) == {left[i % len(left)]}
+    others = val_people - set(left)
+    assert others and all(splits.speaker_fold(p, 5) == (i + 1) % 5
+                          for p in others)
+    # Images: 20% of the training images per class; no test image.
+    assert set(n.image_test) | set(n.image_train) == set(image_train)
+    assert not set(n.image_test) & set(n.image_train)
+    assert np.bincount(labels[n.image_test]).tolist() == [2] * 10
+  with pytest.raises(ConfigError, match="training images"):
+    study.expand_splits(speech, "nested:loso:*")
+
+
+def test_corpus_recall_is_r1_speech_to_image_per_corpus():
+  # 3 images (digits 0, 1, 2) x 4 utterances; the best image of each
+  # utterance: 0, 2, 2, 1.
+  scores = np.array([[5, 0, 0, 9],
+                     [0, 1, 0, 3],
+                     [1, 4, 7, 2]], np.float32)
+  out = study.corpus_recall(scores, np.array([0, 1, 2]),
+                            np.array([0, 1, 2, 3]),
+                            np.array(["a", "a", "b", "b"]))
+  assert out == {"a": {"utterances": 2, "r1_speech_to_image": 0.5},
+                 "b": {"utterances": 2, "r1_speech_to_image": 0.5}}
+
+
+def _nested_run(outer, seed, a, b, annotation=0.5):
+  return {"split": f"{outer}-val", "outer": outer, "seed": seed,
+          "annotation": annotation, "retrieval": 0.5,
+          "recall": {"image_to_speech": {"R@1": 0.5},
+                     "speech_to_image": {"R@1": 0.5}},
+          "speech_classifier_accuracy": 0.7,
+          "by_corpus": {"fsdd": {"r1_speech_to_image": a},
+                        "sc": {"r1_speech_to_image": b}}}
+
+
+def test_selection_chooses_per_outer_split_on_the_corpus_mean():
+  runs = {
+      # x: (0.9 + 0.5) / 2 = 0.70 on o1; 0.60 on o2 (mean of 2 seeds).
+      "x": [_nested_run("o1", 0, 0.9, 0.5), _nested_run("o2", 0, 0.6, 0.6),
+            _nested_run("o2", 1, 0.6, 0.6)],
+      # y: 0.65 on o1 (a higher annotation does not count), 0.70 on o2.
+      "y": [_nested_run("o1", 0, 0.5, 0.8, annotation=0.9),
+            _nested_run("o2", 0, 0.7, 0.7), _nested_run("o2", 1, 0.7, 0.7)],
+      # z ties x on o1: the first listed wins.
+      "z": [_nested_run("o1", 0, 0.7, 0.7), _nested_run("o2", 0, 0, 0),
+            _nested_run("o2", 1, 0, 0)],
+      # Runs of an outer test split are never read.
+      "w": [dict(_nested_run("o1", 0, 1, 1), outer=None, split="o1")]}
+  chosen = study_report.selection(runs)
+  assert chosen["outer"] == ["o1", "o2"]
+  assert chosen["choice"] == {"o1": "x", "o2": "y"}
+  assert chosen["scores"]["x"] == pytest.approx({"o1": 0.7, "o2": 0.6})
+  assert chosen["scores"]["w"] == {"o1": None, "o2": None}
+  table = study_report.selection_markdown(
+      [{"name": n, "title": n.upper()} for n in runs], chosen, "CMD", "DATA")
+  assert "| X (`x`) | **70.00% (50.0%)** | 60.00% (50.0%) |" in table
+  assert "o1: `x`, o2: `y`" in table
+  with pytest.raises(ConfigError, match="nested"):
+    study_report.selection({"w": runs["w"]})
 
 
 def test_children_split_trains_on_adults_and_tests_on_children():
@@ -339,3 +458,30 @@ def test_pretrained_speech_is_keyed_by_the_corpora_loaded(tiny_data, tmp_path):
       data.speech, source=data.speech.source + "+speech_commands:/x"))
   study.pretrain_speech(cfg, other, split, 0, tmp_path)
   assert len(list((tmp_path / "pretrained").glob("speech-*"))) == 2
+
+
+def test_select_suite_chooses_per_outer_split_from_validation_runs(
+    tmp_path, tiny_data):
+  """`--suite=select` on nested splits: one validation run per (candidate,
+  outer split), each scored on exactly the validation utterances
+  `nested_splits` names, and a choice per outer split from those runs."""
+  result = _study(tmp_path, "--suite=select", "--only=select,select_masks",
+                  "--set=data.speech_splits=('nested:folds:2',)",
+                  "--set=speech.augment='shift_mask'", "--seeds=1")
+  _, data = tiny_data
+  nested = study.expand_splits(data.speech, "nested:folds:2",
+                               data.image_train, data.image_labels)
+  chosen = result["selection"]
+  assert chosen["outer"] == [s.outer for s in nested]
+  assert set(chosen["choice"].values()) <= {"select", "select_masks"}
+  for name in ("select", "select_masks"):
+    for split in nested:
+      run = json.loads((tmp_path / name / split.name / "seed_0"
+                        / "result.json").read_text())
+      assert run["outer"] == split.outer
+      (corpus,) = run["by_corpus"].values()
+      assert corpus["utterances"] == len(split.test)
+      assert chosen["scores"][name][split.outer] == pytest.approx(
+          corpus["r1_speech_to_image"])
+  table = (tmp_path / "study.md").read_text()
+  assert "| Candidate |" in table and "Choice per outer split" in table

@@ -152,3 +152,41 @@ def test_expand_adds_copies_and_voices(tmp_path):
 def test_expansion_validation(kwargs, match):
   with pytest.raises(ConfigError, match=match):
     speech_data.Expansion(**kwargs).validate()
+
+
+def test_balancing_repeats_equalise_the_corpora_evenly():
+  corpora = np.array(["big"] * 10 + ["small"] * 3 + ["mid"] * 6)
+  repeats = speech_data.balancing_repeats(corpora, seed=0)
+  everything = np.concatenate([corpora, corpora[repeats]])
+  _, counts = np.unique(everything, return_counts=True)
+  assert counts.tolist() == [10, 10, 10]
+  # Each small-corpus utterance repeats 2 or 3 times (7 repeats of 3).
+  small = np.bincount(repeats[corpora[repeats] == "small"], minlength=19)
+  assert sorted(small[10:13].tolist()) == [2, 2, 3]
+  np.testing.assert_array_equal(
+      repeats, speech_data.balancing_repeats(corpora, seed=0))
+  assert not np.array_equal(
+      repeats, speech_data.balancing_repeats(corpora, seed=1))
+
+
+def test_expand_balances_corpora_with_repeats_of_the_real_features():
+  waves = [np.full(100 + i, 0.1, np.float32) for i in range(5)]
+  labels = np.arange(5)
+  speakers = np.array(["a", "a", "a", "b", "c"])
+  corpora = np.array(["fsdd"] * 3 + ["sc"] * 2)
+
+  def feats(ws, warp=1.0):
+    return np.stack([np.full((4, 2), len(w), np.float32) for w in ws])
+
+  balanced = speech_data.Expansion(balance_corpora=True)
+  x, y, who = speech_data.expand(balanced, waves, labels, speakers,
+                                 sample_rate=8000, num_classes=10,
+                                 features=feats, seed=0, corpora=corpora)
+  assert len(x) == 6 and y[5] in (3, 4) and who[5] == f"{'bc'[y[5] - 3]}/repeat"
+  np.testing.assert_array_equal(x[5], x[y[5]])          # the same features
+  with pytest.raises(ConfigError, match="balance_corpora"):
+    speech_data.expand(balanced, waves, labels, speakers, sample_rate=8000,
+                       num_classes=10, features=feats, seed=0)
+  with pytest.raises(ConfigError, match="balance_corpora"):
+    speech_data.Expansion(balance_corpora=True, synthetic_voices=1,
+                          synthetic_only=True).validate()

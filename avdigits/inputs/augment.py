@@ -3,11 +3,13 @@
 Images [B, H, W]: random translation by up to `max_shift` pixels (zero fill,
 like MNIST's background). Spectrograms [B, T, F]: random circular time shift
 by up to `max_shift` frames of the centred (zero-padded) utterance, plus one
-time mask and one frequency mask per example (SpecAugment-style); "roll"
-is the time shift alone. "warp" adds, before the shift and masks, a random
-stretch of the frequency axis (vocal tract length perturbation) and of the
-time axis (speaking rate), each by up to +-15%. "shift_noise" (images) adds
-to the translation Gaussian pixel noise and one random occluding square.
+time mask and one frequency mask per example (SpecAugment-style);
+"shift_masks" takes two of each (SpecAugment's LibriSpeech policy counts);
+"roll" is the time shift alone. "warp" adds, before the shift and masks, a
+random stretch of the frequency axis (vocal tract length perturbation) and
+of the time axis (speaking rate), each by up to +-15%. "shift_noise"
+(images) adds to the translation Gaussian pixel noise and one random
+occluding square.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import jax.numpy as jnp
 
 from avdigits.errors import ConfigError
 
-AUGMENTATIONS = ("none", "shift", "roll", "shift_mask", "warp",
+AUGMENTATIONS = ("none", "shift", "roll", "shift_mask", "shift_masks", "warp",
                  "shift_noise")
 MAX_WARP = 0.15
 
@@ -102,11 +104,15 @@ def augment(kind: str, key: jax.Array, x: jax.Array, *,
   if kind == "warp":
     k_f, k_t = jax.random.split(k_warp)
     x = _stretch(k_t, _stretch(k_f, x, 2, MAX_WARP), 1, MAX_WARP)
-  if kind in ("roll", "shift_mask", "warp"):
+  if kind in ("roll", "shift_mask", "shift_masks", "warp"):
     shifts = jax.random.randint(k_shift, (x.shape[0],), -max_shift,
                                 max_shift + 1)
     x = jax.vmap(lambda u, s: jnp.roll(u, s, axis=0))(x, shifts)
-  if kind in ("shift_mask", "warp"):
+  if kind in ("shift_mask", "shift_masks", "warp"):
+    x = _mask(k_time, x, 1, max(1, x.shape[1] // 10))
+    x = _mask(k_freq, x, 2, max(1, x.shape[2] // 8))
+  if kind == "shift_masks":
+    k_time, k_freq = jax.random.split(jax.random.fold_in(key, 4))
     x = _mask(k_time, x, 1, max(1, x.shape[1] // 10))
     x = _mask(k_freq, x, 2, max(1, x.shape[2] // 8))
   return x[..., None] if squeeze else x

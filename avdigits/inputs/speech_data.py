@@ -6,9 +6,12 @@ experiments/configs/paper.py): `speed_factors` (one speed-perturbed copy of
 every training utterance per factor), `vtlp_factors` (one copy per factor
 with the mel filterbank warped), `channel_copies` (copies through random
 microphones and rooms, `perturb.channel`), `synthetic_voices` (eSpeak NG
-utterances per class, `data.voices`) and `synthetic_only` (train on the
-synthetic voices alone). Every copy is a deterministic function of the
-utterance, the factor and `seed`.
+utterances per class, `data.voices`), `synthetic_only` (train on the
+synthetic voices alone) and `balance_corpora` (with several corpora, each
+smaller corpus's real utterances repeated until it has as many as the
+largest, so batches draw every corpus equally often; on-device
+augmentation makes the repeats differ). Every copy is a deterministic
+function of the utterance, the factor and `seed`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Expansion:
   channel_copies: int = 0
   synthetic_voices: int = 0
   synthetic_only: bool = False
+  balance_corpora: bool = False
   cache_dir: str = ""
 
   @classmethod
@@ -45,6 +49,7 @@ class Expansion:
         channel_copies=int(get("channel_copies", 0)),
         synthetic_voices=int(get("synthetic_voices", 0)),
         synthetic_only=bool(get("synthetic_only", False)),
+        balance_corpora=bool(get("balance_corpora", False)),
         cache_dir=cache_dir)
 
   def validate(self, flag: str = "speech") -> None:
@@ -60,6 +65,9 @@ class Expansion:
     if self.synthetic_only and not self.synthetic_voices:
       raise ConfigError(f"--config.{flag}.synthetic_only needs "
                         f"--config.{flag}.synthetic_voices > 0")
+    if self.synthetic_only and self.balance_corpora:
+      raise ConfigError(f"--config.{flag}.balance_corpora balances real "
+                        f"corpora: not with --config.{flag}.synthetic_only")
 
   def key(self) -> dict:
     """What identifies the expanded set (for stage keys)."""
@@ -76,9 +84,24 @@ class Expansion:
 FeatureFn = Callable[..., np.ndarray]  # (waveforms, warp=1.0) -> features
 
 
+def balancing_repeats(corpora: np.ndarray, seed: int) -> np.ndarray:
+  """Indices into `corpora` to append so that every corpus has as many
+  utterances as the largest: each smaller corpus's utterances in a seeded
+  order, cycled (so they repeat as evenly as the count allows)."""
+  corpora = np.asarray(corpora).astype(str)
+  names, counts = np.unique(corpora, return_counts=True)
+  out = []
+  for name, count in zip(names.tolist(), counts.tolist(), strict=True):
+    own = np.flatnonzero(corpora == name)
+    order = np.random.default_rng([seed, 11, count]).permutation(own)
+    out.append(np.resize(order, counts.max() - count))
+  return np.concatenate(out).astype(np.int64)
+
+
 def expand(expansion: Expansion, waveforms: Sequence[np.ndarray],
            labels: np.ndarray, speakers: np.ndarray, *, sample_rate: int,
-           num_classes: int, features: FeatureFn, seed: int
+           num_classes: int, features: FeatureFn, seed: int,
+           corpora: np.ndarray | None = None
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Features, labels and speakers of the training utterances and their
   additions.
@@ -90,12 +113,14 @@ def expand(expansion: Expansion, waveforms: Sequence[np.ndarray],
     num_classes: speech classes of the task (synthetic voices speak these).
     features: waveforms (and warp=) -> float32 [N, frames, bins].
     seed: copies and synthetic voices are deterministic given it.
+    corpora: the corpus of each real utterance (for `balance_corpora`).
 
   Returns:
     (features [M, frames, bins], labels [M], speakers [M]): the real set
     first (unless synthetic_only), then the copies in the order speed, VTLP,
-    channel (speaker "<speaker>/<copy>"), then the synthetic voices (speaker
-    "espeak/<voice>").
+    channel (speaker "<speaker>/<copy>"), then the balancing repeats of the
+    real utterances (speaker "<speaker>/repeat"), then the synthetic voices
+    (speaker "espeak/<voice>").
   """
   expansion.validate()
   labels, speakers = np.asarray(labels), np.asarray(speakers).astype(str)
@@ -106,7 +131,8 @@ def expand(expansion: Expansion, waveforms: Sequence[np.ndarray],
     parts.append((feats, labels, who))
 
   if not expansion.synthetic_only:
-    add(features(waveforms), None)
+    real = features(waveforms)
+    add(real, None)
     for factor in expansion.speed_factors:
       add(features([perturb.speed(w, factor) for w in waveforms]),
           f"speed{factor}")
@@ -116,6 +142,13 @@ def expand(expansion: Expansion, waveforms: Sequence[np.ndarray],
       rng = np.random.default_rng([seed, 7, copy])
       add(features([perturb.channel(w, sample_rate, rng)
                     for w in waveforms]), f"channel{copy}")
+    if expansion.balance_corpora:
+      if corpora is None or len(corpora) != len(labels):
+        raise ConfigError("--config.speech.balance_corpora needs the corpus "
+                          "of every training utterance")
+      repeats = balancing_repeats(corpora, seed)
+      parts.append((real[repeats], labels[repeats],
+                    np.char.add(speakers[repeats], "/repeat")))
   if expansion.synthetic_voices:
     bank = voices.voice_bank(expansion.synthetic_voices, num_classes,
                              sample_rate=sample_rate, seed=seed,
@@ -154,6 +187,7 @@ def training_set(cfg, speech: SpeechSet, indices: np.ndarray, *, seed: int
       [speech.waveforms[i] for i in indices], speech.labels[indices],
       speech.speakers[indices], sample_rate=speech.sample_rate,
       num_classes=speech.num_classes, seed=seed,
+      corpora=None if speech.corpus is None else speech.corpus[indices],
       features=lambda waves, warp=1.0: log_mel(cfg.features, waves,
                                                speech.sample_rate, warp))
   if cfg.features.get("speaker_norm", False):

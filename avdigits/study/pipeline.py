@@ -25,7 +25,7 @@ from absl import logging
 
 from avdigits import evaluate, features
 from avdigits.data import splits
-from avdigits.data.types import SpeechSet
+from avdigits.data.types import SpeechSet, speech_class_to_digit
 from avdigits.errors import ConfigError
 from avdigits.inputs import corrupt, prepare, speech_data
 from avdigits.models import nets
@@ -52,9 +52,24 @@ class StudyData:
 
 @dataclasses.dataclass
 class SpeechSplit:
+  """Utterances (and, where a split says, images) to train on and score.
+
+  `image_train` / `image_test` default to the data's own image split; a
+  nested split scores on a validation part of the training images instead.
+  `outer` names the outer split whose training part a nested split divides.
+  """
   name: str
   train: np.ndarray
   test: np.ndarray
+  image_train: np.ndarray | None = None
+  image_test: np.ndarray | None = None
+  outer: str | None = None
+
+  def images(self, data: StudyData) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) image indices of this split."""
+    if self.image_train is None:
+      return data.image_train, data.image_test
+    return self.image_train, self.image_test
 
 
 def data_key(cfg: ml_collections.ConfigDict) -> tuple:
@@ -89,19 +104,122 @@ def load_data(cfg: ml_collections.ConfigDict,
       speech=speech, feats=feats)
 
 
-def expand_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
-  """One spec -> its splits: "loso:*", "loso_val:*", "folds:K", "children"
-  or any splits.parse_speech_split form.
+# Inner validation folds of a nested split's other corpora (people hashed
+# into this many folds, as `splits.speaker_fold`).
+NESTED_FOLDS = 5
 
-  "loso_val:*" is leave-one-speaker-out's validation protocol: for each
-  test speaker S (sorted), the next speaker V is the validation speaker and
-  the rest train; split "S-val-V" trains without S and V and scores on V.
-  It is not nested selection: V is another split's test speaker, so a
-  choice averaged over these splits has seen every test speaker. Only the
-  speech rotates: annotation and retrieval score V's utterances against
-  the data's image test part (`StudyData.image_test`, e.g. MNIST's test
-  images), not a validation part of the training images.
+
+def _first_corpus(speech: SpeechSet) -> np.ndarray:
+  """True for the utterances of the first corpus (all, for one corpus)."""
+  if speech.corpus is None or len(set(speech.corpus.tolist())) < 2:
+    return np.ones(len(speech), bool)
+  return speech.corpus == speech.corpus[0]
+
+
+def _outer_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
+  """"loso:*": each speaker of the first corpus in turn (every other
+  corpus always trains, as `reproduce`'s loso); "folds:K": with several
+  corpora, `splits` fold:IofK (the other corpora's people, hashed), with one
+  corpus, its sorted speakers dealt round-robin into K folds."""
+  first = sorted(set(speech.speakers[_first_corpus(speech)].tolist()))
+  if spec == "loso:*":
+    return _from_specs(speech, [(name, f"loso:{name}") for name in first])
+  k = _fold_k(spec, speech)
+  if not _first_corpus(speech).all():
+    return _from_specs(speech, [(f"fold{i}", f"fold:{i}of{k}")
+                                for i in range(k)])
+  return _from_specs(speech, [(f"fold{i}", "speakers:" + ",".join(first[i::k]))
+                              for i in range(k)])
+
+
+def _fold_k(spec: str, speech: SpeechSet) -> int:
+  try:
+    k = int(spec.partition(":")[2])
+  except ValueError:
+    k = 0
+  people = speech.speakers if _first_corpus(speech).all() else (
+      speech.speakers[~_first_corpus(speech)])
+  count = len(set(people.tolist()))
+  if not 2 <= k <= count:
+    raise ConfigError(f"--config.data.speech_splits: {spec!r} needs "
+                      f"2 <= K <= {count} speakers")
+  return k
+
+
+def _from_specs(speech: SpeechSet, specs: list[tuple[str, str]]
+                ) -> list[SpeechSplit]:
+  out = []
+  for name, one in specs:
+    mode, held_out = splits.parse_speech_split(
+        one, flag="--config.data.speech_splits")
+    train, test = splits.speech_split(speech, mode=mode, held_out=held_out,
+                                      seed=0)
+    out.append(SpeechSplit(name, train, test))
+  return out
+
+
+def nested_splits(speech: SpeechSet, outer: list[SpeechSplit],
+                  image_train: np.ndarray, image_labels: np.ndarray
+                  ) -> list[SpeechSplit]:
+  """One validation split inside each outer split's training part.
+
+  Outer split i validates on training people only: the (i mod n)-th of
+  the first corpus's speakers left in its training part and, with several
+  corpora, the other corpora's people of hash fold (i + 1) mod
+  NESTED_FOLDS (`splits.speaker_fold`; never the outer fold i of a
+  "folds:5" split); the rest of its training part trains. Images: a seeded
+  stratified 20% of the training images validates, the rest trains. No
+  outer test utterance or test image enters either part, so a choice made
+  per outer split on its validation scores is nested.
   """
+  first = _first_corpus(speech)
+  folds = np.array([splits.speaker_fold(s, NESTED_FOLDS)
+                    for s in speech.speakers.tolist()])
+  fit, val = splits.stratified_split(image_labels[image_train],
+                                     test_fraction=0.2, seed=0)
+  out = []
+  for i, split in enumerate(outer):
+    pool = np.zeros(len(speech), bool)
+    pool[split.train] = True
+    candidates = sorted(set(speech.speakers[pool & first].tolist()))
+    if len(candidates) < 2:
+      raise ConfigError(f"--config.data.speech_splits: nested split of "
+                        f"{split.name} needs 2 training speakers of "
+                        f"{speech.source}'s first corpus")
+    held = pool & (speech.speakers == candidates[i % len(candidates)])
+    if not first.all():
+      held |= pool & ~first & (folds == (i + 1) % NESTED_FOLDS)
+    out.append(SpeechSplit(
+        f"{split.name}-val", np.flatnonzero(pool & ~held),
+        np.flatnonzero(held), image_train=image_train[fit],
+        image_test=image_train[val], outer=split.name))
+  return out
+
+
+def expand_splits(speech: SpeechSet, spec: str,
+                  image_train: np.ndarray | None = None,
+                  image_labels: np.ndarray | None = None
+                  ) -> list[SpeechSplit]:
+  """One spec -> its splits: "loso:*", "folds:K", "nested:loso:*",
+  "nested:folds:K", "loso_val:*", "children" or any
+  splits.parse_speech_split form.
+
+  "nested:S" is, for each split of S, its validation split
+  (`nested_splits`; needs the training images' indices and all labels).
+
+  "loso_val:*" is the earlier validation protocol, kept for its documented
+  figures: for each test speaker S (sorted), the next speaker V is the
+  validation speaker and the rest train; split "S-val-V" trains without S
+  and V and scores on V. It is not nested selection: V is another split's
+  test speaker, so a choice averaged over these splits has seen every test
+  speaker; and it scores V against the data's image test part.
+  """
+  if spec.startswith("nested:"):
+    if image_train is None or image_labels is None:
+      raise ConfigError(f"--config.data.speech_splits: {spec!r} needs the "
+                        "training images")
+    return nested_splits(speech, _outer_splits(speech, spec[len("nested:"):]),
+                         image_train, image_labels)
   speakers = sorted(set(speech.speakers.tolist()))
   if spec == "loso_val:*":
     if len(speakers) < 3:
@@ -115,19 +233,9 @@ def expand_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
       out.append(SpeechSplit(f"{test_speaker}-val-{val}", np.flatnonzero(keep),
                              np.flatnonzero(speech.speakers == val)))
     return out
-  if spec == "loso:*":
-    specs = [(name, f"loso:{name}") for name in speakers]
-  elif spec.startswith("folds:"):
-    try:
-      k = int(spec.partition(":")[2])
-    except ValueError:
-      k = 0
-    if not 2 <= k <= len(speakers):
-      raise ConfigError(f"--config.data.speech_splits: {spec!r} needs "
-                        f"2 <= K <= {len(speakers)} speakers")
-    specs = [(f"fold{i}", "speakers:" + ",".join(speakers[i::k]))
-             for i in range(k)]
-  elif spec == "children":
+  if spec == "loso:*" or spec.startswith("folds:"):
+    return _outer_splits(speech, spec)
+  if spec == "children":
     child = np.char.startswith(speech.speakers.astype(str), ("boy/")) | (
         np.char.startswith(speech.speakers.astype(str), "girl/"))
     if not child.any():
@@ -136,16 +244,7 @@ def expand_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
     train = np.flatnonzero(~child & (speech.subset != "test"))
     test = np.flatnonzero(child & (speech.subset == "test"))
     return [SpeechSplit("children", train, test)]
-  else:
-    specs = [(spec, spec)]
-  out = []
-  for name, one in specs:
-    mode, held_out = splits.parse_speech_split(
-        one, flag="--config.data.speech_splits")
-    train, test = splits.speech_split(speech, mode=mode, held_out=held_out,
-                                      seed=0)
-    out.append(SpeechSplit(name, train, test))
-  return out
+  return _from_specs(speech, [(spec, spec)])
 
 
 def _hash(settings: dict) -> str:
@@ -169,18 +268,22 @@ def noisy_copies(waveforms: list, copies: int, seed: int) -> list:
   return out
 
 
-def pretrain_image(cfg, data: StudyData, seed: int, workdir: pathlib.Path
-                   ) -> tuple[dict, Any]:
-  """The image classifier of `seed` (trained once per settings)."""
-  train_x = data.images[data.image_train]
+def pretrain_image(cfg, data: StudyData, split: SpeechSplit, seed: int,
+                   workdir: pathlib.Path) -> tuple[dict, Any]:
+  """The image classifier of `seed` on the split's training images
+  (trained once per settings)."""
+  train_i, test_i = split.images(data)
+  train_x = data.images[train_i]
   schedule = ClassifierSchedule.from_config(cfg.image, len(train_x))
   model = nets.image_net(cfg.image)
   key = {"data": list(data_key(cfg)), "model": repr(model),
          "schedule": dataclasses.asdict(schedule)}
+  if split.image_train is not None:
+    key["images"] = hashlib.sha256(train_i.tobytes()).hexdigest()[:10]
   return classifier_stage(
       f"seed_{seed}", model, schedule, train_x,
-      data.image_labels[data.image_train], data.images[data.image_test],
-      data.image_labels[data.image_test], seed=seed,
+      data.image_labels[train_i], data.images[test_i],
+      data.image_labels[test_i], seed=seed,
       workdir=workdir / "pretrained" / f"image-{_hash(key)}",
       data_key=key, flag="image", show_progress=False,
       scan=cfg.get("scan_steps", "auto"))
@@ -275,8 +378,9 @@ def _scores_eval(cfg, scores, image_labels, speech_labels, num_classes,
 def robustness(cfg, data: StudyData, split: SpeechSplit, score,
                seed: int) -> dict[str, list]:
   """Annotation and retrieval under each corruption and strength."""
-  test_images = data.images[data.image_test]
-  image_labels = data.image_labels[data.image_test]
+  image_test = split.images(data)[1]
+  test_images = data.images[image_test]
+  image_labels = data.image_labels[image_test]
   clean_speech = data.feats[split.test]
   speech_labels = data.speech.labels[split.test]
   n = data.speech.num_classes
@@ -322,10 +426,11 @@ def _train_member(cfg, data: StudyData, split: SpeechSplit, seed: int,
   """Pretrains (cached), then trains or resumes one model in `stage`."""
   speech = data.speech
   num_classes = speech.num_classes
-  train_images = data.images[data.image_train]
+  image_train = split.images(data)[0]
+  train_images = data.images[image_train]
   train_feats = data.feats[split.train]
   image = _part(cfg.model.image, nets.image_net(cfg.image), train_images,
-                seed, lambda: pretrain_image(cfg, data, seed, workdir))
+                seed, lambda: pretrain_image(cfg, data, split, seed, workdir))
   sp = _part(cfg.model.speech, nets.speech_net(cfg.speech, num_classes),
              train_feats,
              seed, lambda: pretrain_speech(cfg, data, split, seed, workdir))
@@ -333,7 +438,7 @@ def _train_member(cfg, data: StudyData, split: SpeechSplit, seed: int,
                            image_net=image.net, speech_net=sp.net)
   image_in = image.inputs(train_images)
   speech_in = sp.inputs(train_feats)
-  image_digits = data.image_labels[data.image_train]
+  image_digits = data.image_labels[image_train]
   speech_labels = speech.labels[split.train]
   t = cfg.train
   if t.trainer == "paper_sgd":
@@ -371,6 +476,22 @@ def _ensemble_speech_accuracy(members: list[_Member], feats: np.ndarray,
   return float((probs.argmax(-1) == labels).mean())
 
 
+def corpus_recall(scores: np.ndarray, image_digits: np.ndarray,
+                  speech_classes: np.ndarray, corpora: np.ndarray
+                  ) -> dict[str, dict[str, float]]:
+  """Per corpus of the scored utterances: how many, and the fraction whose
+  best-scoring image shows their digit (R@1 speech -> image; defined for
+  any subset of classes, unlike annotation)."""
+  digits = speech_class_to_digit(speech_classes)
+  out = {}
+  for name in sorted(set(corpora.tolist())):
+    cols = corpora == name
+    out[name] = {"utterances": int(cols.sum()), "r1_speech_to_image":
+                 evaluate.recall_at_k(scores[:, cols].T, digits[cols],
+                                      image_digits)["R@1"]}
+  return out
+
+
 def run_seed(cfg, data: StudyData, split: SpeechSplit, seed: int,
              workdir: pathlib.Path) -> dict[str, Any]:
   """Trains and evaluates one (split, seed) of an experiment (resumable).
@@ -402,17 +523,33 @@ def run_seed(cfg, data: StudyData, split: SpeechSplit, seed: int,
     def score(images: np.ndarray, feats: np.ndarray) -> np.ndarray:
       return np.mean([m.score(images, feats) for m in members], axis=0)
 
-    test_images = data.images[data.image_test]
+    image_test = split.images(data)[1]
     test_feats, test_labels = data.feats[split.test], speech.labels[split.test]
-    result = _scores_eval(cfg, score(test_images, test_feats),
-                          data.image_labels[data.image_test], test_labels,
-                          speech.num_classes, seed)
+    scores = score(data.images[image_test], test_feats)
+    if split.outer is not None and len(set(test_labels.tolist())) < (
+        speech.num_classes):
+      # A validation part may lack classes (annotation needs every one);
+      # recall is defined for any.
+      digits = speech_class_to_digit(test_labels)
+      result = {"annotation": None, "retrieval": None, "recall": {
+          "image_to_speech": evaluate.recall_at_k(
+              scores, data.image_labels[image_test], digits),
+          "speech_to_image": evaluate.recall_at_k(
+              scores.T, digits, data.image_labels[image_test])}}
+    else:
+      result = _scores_eval(cfg, scores, data.image_labels[image_test],
+                            test_labels, speech.num_classes, seed)
+    if split.outer is not None:
+      result["by_corpus"] = corpus_recall(
+          scores, data.image_labels[image_test], test_labels,
+          speech.corpus[split.test] if speech.corpus is not None
+          else np.full(len(split.test), speech.source))
     speech_accuracy = first.speech.classifier_accuracy
     if len(members) > 1:
       speech_accuracy = _ensemble_speech_accuracy(members, test_feats,
                                                   test_labels)
     result.update({
-        "seed": seed, "split": split.name,
+        "seed": seed, "split": split.name, "outer": split.outer,
         "image_classifier_accuracy": first.image.classifier_accuracy,
         "speech_classifier_accuracy": speech_accuracy,
         "history": first.out["history"],
@@ -433,7 +570,8 @@ def run_experiment(cfg: ml_collections.ConfigDict, data: StudyData,
   devices.set_precision(cfg.get("matmul_precision", "highest"))
   runs = []
   for spec in cfg.data.speech_splits:
-    for split in expand_splits(data.speech, spec):
+    for split in expand_splits(data.speech, spec, data.image_train,
+                               data.image_labels):
       for seed in range(cfg.seeds):
         logging.info("study %s: split %s seed %d", cfg.name, split.name,
                      seed)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from avdigits.errors import ConfigError
 from avdigits.summary import mean_ci
 
 METRICS = (("annotation", "Annotation"), ("retrieval", "Retrieval"),
@@ -215,4 +216,94 @@ def gains_markdown(summaries: list[dict[str, Any]],
              + [str(s["seeds"])])
     lines.append("| " + " | ".join(cells) + " |")
   lines.append("")
+  return "\n".join(lines)
+
+
+# The selection's criterion: each corpus's R@1 speech -> image on the
+# validation people, averaged over the corpora (so the few clips of many
+# people weigh as much as the many clips of one more FSDD voice).
+SELECTION_METRIC = "r1_speech_to_image, mean over corpora"
+
+
+def _corpus_mean(run: dict[str, Any]) -> float | None:
+  figures = run.get("by_corpus")
+  if not figures:
+    return None
+  return float(np.mean([f["r1_speech_to_image"] for f in figures.values()]))
+
+
+def selection(runs_by_name: dict[str, list[dict[str, Any]]]
+              ) -> dict[str, Any]:
+  """Nested selection: for each outer split, the candidate whose
+  SELECTION_METRIC (mean over seeds) on that split's validation part is
+  highest (ties go to the candidate listed first). Only runs of nested
+  splits (with an `outer`) count; nothing of an outer test split is read.
+
+  Returns {"metric", "outer": [names], "scores": {candidate: {outer:
+  mean}}, "annotation" and "speech": {candidate: {outer: mean validation
+  annotation / speech convnet accuracy}}, "choice": {outer: candidate}}.
+  """
+  names = list(runs_by_name)
+  outers = list(dict.fromkeys(r["outer"] for runs in runs_by_name.values()
+                              for r in runs if r.get("outer")))
+  if not outers:
+    raise ConfigError("--suite=select: no run of a nested split "
+                      "(data.speech_splits 'nested:...')")
+
+  def mean_of(name: str, outer: str, value) -> float | None:
+    values = [value(r) for r in runs_by_name[name]
+              if r.get("outer") == outer]
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+  def table(value) -> dict[str, dict[str, float | None]]:
+    return {n: {o: mean_of(n, o, value) for o in outers} for n in names}
+
+  scores = table(_corpus_mean)
+  annotation = table(lambda r: _metrics(r)["annotation"])
+  speech = table(lambda r: _metrics(r)["speech_classifier"])
+  choice = {}
+  for o in outers:
+    scored = [(scores[n][o], -i, n) for i, n in enumerate(names)
+              if scores[n][o] is not None]
+    choice[o] = max(scored)[2]
+  return {"metric": SELECTION_METRIC, "outer": outers, "scores": scores,
+          "annotation": annotation, "speech": speech, "choice": choice}
+
+
+def selection_markdown(summaries: list[dict[str, Any]],
+                       chosen: dict[str, Any], command: str,
+                       data_line: str) -> str:
+  """The selection table: each candidate's validation criterion per outer
+  split (annotation in brackets), its mean, its mean annotation and speech
+  convnet accuracy, and how many outer splits chose it; then the choice
+  per outer split."""
+  titles = {s["name"]: s["title"] for s in summaries}
+  outers = chosen["outer"]
+  header = (["Candidate"] + [f"{o}" for o in outers]
+            + ["Mean", "Mean annotation", "Mean speech convnet", "Chosen in"])
+  lines = [f"Command: `{command}`", "", data_line, "",
+           "Each cell: validation R@1 speech -> image, averaged over the "
+           "corpora (annotation in brackets), on the outer split's own "
+           "training people and a validation part of its training images; "
+           "no outer test person or test image is read. The outer split's "
+           "choice in bold.", "",
+           "| " + " | ".join(header) + " |", "| --- " * len(header) + "|"]
+  for name, per_outer in chosen["scores"].items():
+    cells = [f"{titles.get(name, name)} (`{name}`)"]
+    for o in outers:
+      value, ann = per_outer[o], chosen["annotation"][name][o]
+      text = "-" if value is None else f"{100 * value:.2f}%"
+      if ann is not None:
+        text += f" ({100 * ann:.1f}%)"
+      cells.append(f"**{text}**" if chosen["choice"][o] == name else text)
+    for values in (per_outer, chosen["annotation"][name],
+                   chosen["speech"][name]):
+      values = [v for v in values.values() if v is not None]
+      cells.append(f"{100 * np.mean(values):.2f}%" if values else "-")
+    wins = sum(c == name for c in chosen["choice"].values())
+    cells.append(f"{wins} of {len(outers)}")
+    lines.append("| " + " | ".join(cells) + " |")
+  lines += ["", "Choice per outer split: " + ", ".join(
+      f"{o}: `{c}`" for o, c in chosen["choice"].items()) + ".", ""]
   return "\n".join(lines)

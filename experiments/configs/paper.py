@@ -116,6 +116,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.speech.channel_copies = 0
   c.speech.synthetic_voices = 0
   c.speech.synthetic_only = False
+  # With several corpora: repeat the smaller corpora's utterances to the
+  # largest one's count (avdigits/inputs/speech_data.py).
+  c.speech.balance_corpora = False
 
   c.align = ml_collections.ConfigDict()
   c.align.speech_hidden = 1024

@@ -80,6 +80,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.speech.channel_copies = 0
   c.speech.synthetic_voices = 0
   c.speech.synthetic_only = False
+  # With several corpora: repeat the smaller corpora's utterances to the
+  # largest one's count (avdigits/inputs/speech_data.py).
+  c.speech.balance_corpora = False
 
   # Each convnet: pretrained_frozen | random_frozen (inputs are its fixed
   # activations) | pretrained_tuned | random_tuned (trained end to end).

@@ -174,9 +174,9 @@ def test_reproduce_on_the_real_data_directory(real_data_dir, tmp_path):
 # ------------------------------------------------------------ strings
 
 STRINGS_TINY = (
+    # The config's own corpus (fsdd: one speaker per string, and Speech
+    # Commands' people have 1-3 clips each), as a user runs it.
     "--config=experiments/configs/strings.py",
-    # One speaker per string: Speech Commands' people have 1-3 clips each.
-    "--config.data.speech=fsdd",
     "--config.strings.speech_widths=(8,16,16)",
     "--config.strings.image_widths=(4,8,8)", "--config.strings.dim=16",
     "--config.strings.train_lengths=(1,)", "--config.strings.batch_size=8",

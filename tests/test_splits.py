@@ -235,3 +235,31 @@ def test_check_classes_rejects_out_of_range():
     splits.check_classes(np.array([*range(10), 10, 12]), "test split", 10)
   with pytest.raises(DataError, match="lacks speech classes"):
     splits.check_classes(np.array([], np.int32), "test split", 10)
+
+
+def test_development_split_of_a_same_speaker_split_is_per_class():
+  # Two speakers x 2 classes x 10 utterances; the test part (indices 0-7)
+  # has the same speakers, so dev takes 20% of each class.
+  labels = np.tile(np.repeat([0, 1], 10), 2)
+  speakers = np.repeat(["a", "b"], 20)
+  speech = speech_set(labels, speakers)
+  test = np.array([0, 1, 10, 11, 20, 21, 30, 31])
+  train = np.setdiff1d(np.arange(40), test)
+  fit, dev = splits.development_split(speech, train, test, seed=3)
+  np.testing.assert_array_equal(np.union1d(fit, dev), train)
+  assert not set(fit) & set(dev)
+  assert np.bincount(labels[dev]).tolist() == [3, 3]      # 16 * 0.2
+  again = splits.development_split(speech, train, test, seed=3)
+  np.testing.assert_array_equal(again[1], dev)
+
+
+def test_development_split_of_a_speaker_independent_split_holds_speakers():
+  speakers = np.repeat(["a", "b", "c", "d", "e", "f"], 5)
+  speech = speech_set(np.arange(30) % 5, speakers)
+  test = np.flatnonzero(speakers == "f")
+  train = np.flatnonzero(speakers != "f")
+  fit, dev = splits.development_split(speech, train, test)
+  assert set(speakers[dev]) == {"a"}          # every 5th of a..e
+  assert set(speakers[fit]) == {"b", "c", "d", "e"}
+  with pytest.raises(DataError, match="2 or more"):
+    splits.development_split(speech, np.flatnonzero(speakers == "a"), test)

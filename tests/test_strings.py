@@ -16,6 +16,7 @@ from avdigits import features, matchmap
 from avdigits.data import spoken
 from avdigits.data.types import ImageSet, SpeechSet
 from avdigits.errors import ConfigError, DataError
+from avdigits.inputs import prepare
 from avdigits.strings import data as S
 from avdigits.strings import evaluate as strings_eval
 from avdigits.strings import features as strings_features
@@ -778,3 +779,32 @@ def test_connected_recordings_become_test_strings(tmp_path):
   cfg.data.speech = "fsdd"
   with pytest.raises(ConfigError, match="needs TIDIGITS"):
     strings_pipeline.connected_test_speech(cfg, tmp_path, {"man/ae"})
+
+
+def test_development_strings_come_from_the_training_part_only():
+  """With `strings.dev`, training and scored strings are drawn from the
+  split's training part alone (`splits.development_split` and 20% of the
+  training images per class); the split's test part is never in a pool."""
+  cfg = tiny_config()
+  corpora = prepare.load_corpora(cfg, None, fixed_window=False)
+  plain = strings_pipeline.string_data(cfg, corpora)
+  cfg.strings.dev = True
+  dev = strings_pipeline.string_data(cfg, corpora)
+
+  def utterances(pools):
+    return set(np.concatenate([i for per_digit in pools.by_speaker.values()
+                               for i in per_digit]).tolist())
+
+  def images(pools):
+    return set(np.concatenate(pools.by_digit).tolist())
+
+  outer_train = utterances(plain.train)
+  assert utterances(dev.train) | utterances(dev.test) == outer_train
+  assert not utterances(dev.train) & utterances(dev.test)
+  assert images(dev.train) | images(dev.test) == images(plain.train)
+  assert not images(dev.test) & images(plain.test)
+  assert dev.summary["development"] and not plain.summary["development"]
+  assert dev.summary["counts"]["test_utterances"] == len(utterances(dev.test))
+  cfg.strings.test_speech = "connected"
+  with pytest.raises(ConfigError, match="strings.dev"):
+    validation.validate_strings(cfg)

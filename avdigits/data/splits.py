@@ -43,6 +43,34 @@ def stratified_split(labels: np.ndarray, *, test_fraction: float = 0.2,
                      if test else np.zeros(0, np.int64))
 
 
+def development_split(speech: SpeechSet, train: np.ndarray,
+                      test: np.ndarray, *, fraction: float = 0.2,
+                      seed: int = 0) -> Split:
+  """A development part of a split's training utterances `train`, for
+  choosing settings without its test part `test`.
+
+  Like the split itself: when the test speakers are heard in training
+  (upstream, stratified), a seeded round(fraction * n) of each class's
+  utterances in `train`; when they are not (loso, folds, speakers), whole
+  training speakers (every 1/fraction-th in sorted order, at least one).
+  Returns (fit, dev) as indices into `speech`, both inside `train`.
+  """
+  train = np.asarray(train, np.int64)
+  speakers = speech.speakers[train].astype(str)
+  if set(speech.speakers[test].tolist()) <= set(speakers.tolist()):
+    fit, dev = stratified_split(speech.labels[train], test_fraction=fraction,
+                                seed=seed)
+    return train[fit], train[dev]
+  names = sorted(set(speakers.tolist()))
+  if len(names) < 2:
+    raise DataError(f"development split: {len(names)} training speaker(s) "
+                    f"of {speech.source}; a speaker-independent dev part "
+                    f"needs 2 or more")
+  held = names[::max(int(round(1 / fraction)), 1)]
+  is_dev = np.isin(speakers, held)
+  return train[~is_dev], train[is_dev]
+
+
 MNIST_TRAIN_SIZE = 60_000
 
 

@@ -90,6 +90,14 @@ def string_data(cfg: ml_collections.ConfigDict, corpora: prepare.Corpora,
   train_s, test_s = splits.speech_split(
       speech, mode=mode, held_out=held_out,
       test_fraction=cfg.data.test_fraction, seed=cfg.seed)
+  dev = bool(cfg.strings.get("dev", False)) and spec != "all"
+  if dev:
+    # Settings are chosen here: the split's test part is never read.
+    train_s, test_s = splits.development_split(speech, train_s, test_s,
+                                               seed=cfg.seed)
+    fit, held = splits.stratified_split(images.labels[train_i],
+                                        test_fraction=0.2, seed=cfg.seed)
+    train_i, test_i = train_i[fit], train_i[held]
   longest_train = max(cfg.strings.train_lengths)
   longest_test = max(cfg.strings.test_lengths)
   one_speaker = cfg.strings.one_speaker
@@ -107,6 +115,7 @@ def string_data(cfg: ml_collections.ConfigDict, corpora: prepare.Corpora,
       "synthetic": ("synthetic" in images.source
                     or "synthetic" in speech.source),
       "image_split": image_mode, "speech_split": spec,
+      "development": dev,
       "counts": {"train_images": len(train_i), "test_images": len(test_i),
                  "train_utterances": len(train_s),
                  "test_utterances": len(test_s)},
@@ -127,10 +136,13 @@ def string_data(cfg: ml_collections.ConfigDict, corpora: prepare.Corpora,
 def _data_key(cfg: ml_collections.ConfigDict, data: StringData
               ) -> dict[str, Any]:
   s = data.summary
-  return {"images": s["image_source"], "speech": s["speech_source"],
-          "image_split": s["image_split"], "speech_split": s["speech_split"],
-          "counts": s["counts"], "test_fraction": cfg.data.test_fraction,
-          "data_seed": cfg.seed, "features": cfg.features.to_dict()}
+  key = {"images": s["image_source"], "speech": s["speech_source"],
+         "image_split": s["image_split"], "speech_split": s["speech_split"],
+         "counts": s["counts"], "test_fraction": cfg.data.test_fraction,
+         "data_seed": cfg.seed, "features": cfg.features.to_dict()}
+  if s["development"]:
+    key["development"] = True
+  return key
 
 
 def _template(cfg: ml_collections.ConfigDict, seed: int) -> Any:

@@ -50,6 +50,11 @@ def validate_strings(cfg: ml_collections.ConfigDict) -> None:
                       f"{cfg.strings.test_speech!r}: choose built or "
                       f"connected")
   splits.check_run_split(cfg.data.speech_split)
+  if cfg.strings.get("dev", False) and cfg.strings.get(
+      "test_speech", "built") == "connected":
+    raise ConfigError("--config.strings.dev scores built strings of the "
+                      "training part: not with --config.strings."
+                      "test_speech=connected")
 
 
 def check_one_process(process_count: int) -> None:

@@ -184,9 +184,14 @@ def test_expand_balances_corpora_with_repeats_of_the_real_features():
                                  features=feats, seed=0, corpora=corpora)
   assert len(x) == 6 and y[5] in (3, 4) and who[5] == f"{'bc'[y[5] - 3]}/repeat"
   np.testing.assert_array_equal(x[5], x[y[5]])          # the same features
+  one_corpus, _, _ = speech_data.expand(balanced, waves, labels, speakers,
+                                        sample_rate=8000, num_classes=10,
+                                        features=feats, seed=0)
+  np.testing.assert_array_equal(one_corpus, x[:5])    # nothing to balance
   with pytest.raises(ConfigError, match="balance_corpora"):
     speech_data.expand(balanced, waves, labels, speakers, sample_rate=8000,
-                       num_classes=10, features=feats, seed=0)
+                       num_classes=10, features=feats, seed=0,
+                       corpora=corpora[:4])
   with pytest.raises(ConfigError, match="balance_corpora"):
     speech_data.Expansion(balance_corpora=True, synthetic_voices=1,
                           synthetic_only=True).validate()

@@ -113,7 +113,8 @@ def expand(expansion: Expansion, waveforms: Sequence[np.ndarray],
     num_classes: speech classes of the task (synthetic voices speak these).
     features: waveforms (and warp=) -> float32 [N, frames, bins].
     seed: copies and synthetic voices are deterministic given it.
-    corpora: the corpus of each real utterance (for `balance_corpora`).
+    corpora: the corpus of each real utterance (for `balance_corpora`;
+      None: one corpus).
 
   Returns:
     (features [M, frames, bins], labels [M], speakers [M]): the real set
@@ -142,10 +143,11 @@ def expand(expansion: Expansion, waveforms: Sequence[np.ndarray],
       rng = np.random.default_rng([seed, 7, copy])
       add(features([perturb.channel(w, sample_rate, rng)
                     for w in waveforms]), f"channel{copy}")
-    if expansion.balance_corpora:
-      if corpora is None or len(corpora) != len(labels):
-        raise ConfigError("--config.speech.balance_corpora needs the corpus "
-                          "of every training utterance")
+    if expansion.balance_corpora and corpora is not None:
+      # (Without corpora the utterances are one corpus: nothing to add.)
+      if len(corpora) != len(labels):
+        raise ConfigError(f"--config.speech.balance_corpora: {len(corpora)} "
+                          f"corpus names for {len(labels)} utterances")
       repeats = balancing_repeats(corpora, seed)
       parts.append((real[repeats], labels[repeats],
                     np.char.add(speakers[repeats], "/repeat")))

@@ -22,10 +22,10 @@ import zipfile
 import numpy as np
 from absl import logging
 
+from avdigits import files
 from avdigits.data import synthetic
 from avdigits.data.types import SPEECH_CLASS_NAMES, SpeechSet
 from avdigits.errors import ConfigError, DataError, StorageError
-from avdigits.training import workdir
 
 # eSpeak NG's English languages (espeak-ng-data/lang/gmw/en*).
 ACCENTS = ("en", "en-029", "en-GB-scotland", "en-GB-x-gbclan",
@@ -91,7 +91,7 @@ def _synthesise(settings: dict) -> dict[str, np.ndarray]:
 
 
 def _write_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
-  workdir.write_atomic(path, lambda f: np.savez(f, **arrays),
+  files.write_atomic(path, lambda f: np.savez(f, **arrays),
                        "the voice cache", binary=True)
 
 

@@ -432,3 +432,22 @@ def test_damaged_json_is_named_with_what_to_do(tmp_path):
   with pytest.raises(StorageError, match=rf"^{path} is damaged \(.*\); "
                      r"delete it and run again$"):
     workdir.read_json(path)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_entry_point_starts_is_one_line(tmp_path, signum):
+  """Ctrl-C during the seconds `python -m experiments.X` spends importing
+  JAX: one line and exit 128 + signal, no traceback (the run's own handler
+  takes over once the imports are done; either line is fine here)."""
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "experiments.reproduce",
+       f"--workdir={tmp_path / 'w'}"], cwd=REPO, env=subprocess_env(),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  time.sleep(0.3)
+  proc.send_signal(signum)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 128 + signum, err[-2000:]
+  lines = err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(
+      f"stopped by {signal.Signals(signum).name}"), err[-2000:]
+  assert not (tmp_path / "w").exists()

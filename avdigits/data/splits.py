@@ -273,12 +273,20 @@ def _fold_index(name: str, *, strict: bool = True
   return None
 
 
+def first_corpus(speech: SpeechSet) -> np.ndarray:
+  """True for the utterances of the first corpus (every one, for a set of
+  one corpus): the corpus whose speakers "loso" holds out in turn and
+  which "fold" splits always train on."""
+  if speech.corpus is None or len(set(speech.corpus.tolist())) < 2:
+    return np.ones(len(speech), bool)
+  return speech.corpus == speech.corpus[0]
+
+
 def _fold(speech: SpeechSet, index: int, k: int) -> Split:
   """Fold `index` of `k` speaker folds as test data: the people of every
   corpus but the first when there are several, else every speaker."""
-  pool = np.ones(len(speech), bool)
-  if speech.corpus is not None and len(set(speech.corpus.tolist())) > 1:
-    pool = speech.corpus != speech.corpus[0]
+  first = first_corpus(speech)
+  pool = ~first if not first.all() else first
   folds = np.array([speaker_fold(s, k) for s in speech.speakers.tolist()])
   test = np.flatnonzero(pool & (folds == index)).astype(np.int64)
   if not len(test):

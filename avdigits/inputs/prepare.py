@@ -90,9 +90,7 @@ def speech_split_names(cfg: ml_collections.ConfigDict,
   if cfg.data.speech_split != "loso":
     return [cfg.data.speech_split]
   speech = corpora.speech
-  in_turn = (np.ones(len(speech), bool) if speech.corpus is None
-             else speech.corpus == speech.corpus[0])
-  speakers = sorted(set(speech.speakers[in_turn].tolist()))
+  speakers = sorted(set(speech.speakers[splits.first_corpus(speech)].tolist()))
   if len(speakers) < 2:
     raise ConfigError(f"--config.data.speech_split=loso: "
                       f"{corpora.speech.source} has {len(speakers)} "

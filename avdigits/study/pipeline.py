@@ -109,23 +109,17 @@ def load_data(cfg: ml_collections.ConfigDict,
 NESTED_FOLDS = 5
 
 
-def _first_corpus(speech: SpeechSet) -> np.ndarray:
-  """True for the utterances of the first corpus (all, for one corpus)."""
-  if speech.corpus is None or len(set(speech.corpus.tolist())) < 2:
-    return np.ones(len(speech), bool)
-  return speech.corpus == speech.corpus[0]
-
-
 def _outer_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
   """"loso:*": each speaker of the first corpus in turn (every other
   corpus always trains, as `reproduce`'s loso); "folds:K": with several
   corpora, `splits` fold:IofK (the other corpora's people, hashed), with one
   corpus, its sorted speakers dealt round-robin into K folds."""
-  first = sorted(set(speech.speakers[_first_corpus(speech)].tolist()))
+  in_first = splits.first_corpus(speech)
+  first = sorted(set(speech.speakers[in_first].tolist()))
   if spec == "loso:*":
     return _from_specs(speech, [(name, f"loso:{name}") for name in first])
   k = _fold_k(spec, speech)
-  if not _first_corpus(speech).all():
+  if not in_first.all():
     return _from_specs(speech, [(f"fold{i}", f"fold:{i}of{k}")
                                 for i in range(k)])
   return _from_specs(speech, [(f"fold{i}", "speakers:" + ",".join(first[i::k]))
@@ -133,13 +127,10 @@ def _outer_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
 
 
 def _fold_k(spec: str, speech: SpeechSet) -> int:
-  try:
-    k = int(spec.partition(":")[2])
-  except ValueError:
-    k = 0
-  people = speech.speakers if _first_corpus(speech).all() else (
-      speech.speakers[~_first_corpus(speech)])
-  count = len(set(people.tolist()))
+  k = splits.fold_count(spec, flag="--config.data.speech_splits")
+  first = splits.first_corpus(speech)
+  count = len(set(speech.speakers[~first if not first.all() else first]
+                  .tolist()))
   if not 2 <= k <= count:
     raise ConfigError(f"--config.data.speech_splits: {spec!r} needs "
                       f"2 <= K <= {count} speakers")
@@ -172,7 +163,7 @@ def nested_splits(speech: SpeechSet, outer: list[SpeechSplit],
   outer test utterance or test image enters either part, so a choice made
   per outer split on its validation scores is nested.
   """
-  first = _first_corpus(speech)
+  first = splits.first_corpus(speech)
   folds = np.array([splits.speaker_fold(s, NESTED_FOLDS)
                     for s in speech.speakers.tolist()])
   fit, val = splits.stratified_split(image_labels[image_train],

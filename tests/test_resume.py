@@ -275,3 +275,44 @@ def test_vmapped_seeds_resume_from_the_step_every_seed_kept(tmp_path):
             (workdir / f"seed_{i}" / "metrics.jsonl").read_text()
             .splitlines()]
     assert rows == [2, 4, 6]
+
+
+@pytest.mark.parametrize("during_seed, resumable", [(0, 2), (1, 4)])
+def test_a_signal_during_a_save_names_the_step_every_seed_kept(
+    tmp_path, monkeypatch, during_seed, resumable):
+  """SIGINT arriving while seed `during_seed` writes its checkpoint of step
+  4 is held until that write ends (then raised as the CLI's handler does);
+  the stop names the newest step every seed has kept, the one a rerun
+  resumes from, not the step before the save began."""
+  saves = []
+  original = Checkpointer.save
+
+  def save_with_signal(self, step, state):
+    saves.append(step)
+    if step == 4 and len(saves) == 3 + during_seed:  # [2, 2, 4, 4]
+      with monkeypatch.context() as m:
+        manager = type(self._manager)
+        wait = manager.wait_until_finished
+
+        def wait_then_signal(manager_self):
+          wait(manager_self)
+          signal.raise_signal(signal.SIGINT)
+
+        m.setattr(manager, "wait_until_finished", wait_then_signal)
+        original(self, step, state)
+    else:
+      original(self, step, state)
+
+  def interrupt(signum, frame):
+    raise Interrupted(signum)
+
+  monkeypatch.setattr(Checkpointer, "save", save_with_signal)
+  previous = signal.signal(signal.SIGINT, interrupt)
+  try:
+    with pytest.raises(Interrupted) as stop:
+      _train_stacked(tmp_path, [])
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  assert stop.value.where.endswith(f"at step {resumable} (its last "
+                                   f"checkpoint)")
+  assert finished_steps(tmp_path / f"seed_{during_seed}" / "ckpt")[-1] == 4

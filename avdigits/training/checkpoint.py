@@ -99,6 +99,9 @@ class Checkpointer:
     self.directory = pathlib.Path(directory).absolute()
     self.label = label
     self._kept_otherwise = kept
+    # The step of the newest checkpoint this object finished writing (a
+    # signal deferred by `save` is raised after it is set).
+    self.last_saved: int | None = None
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
@@ -117,6 +120,7 @@ class Checkpointer:
         self._manager.save(step, args=ocp.args.StandardSave(state),
                            force=True)
         self._manager.wait_until_finished()
+        self.last_saved = step
     except Exception as error:
       failure = storage_error(error, self._describe(step), self._kept(step))
       if failure is None:

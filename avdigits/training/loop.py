@@ -116,6 +116,9 @@ def train_stages_in_chunks(stages: Sequence[Stage], initial_state: Any, *,
         saved = step
         bar.update(num_steps)
   except Interrupted as stop:
+    # A signal deferred by a save arrives as it ends, before `saved` moves.
+    saved = min(saved if c.last_saved is None else c.last_saved
+                for c in checkpointers)
     names = ", ".join(str(s.directory) for s in stages)
     stop.where = (f"stage {names} at step {saved} (its last checkpoint)"
                   if saved else f"stage {names} before its first checkpoint")

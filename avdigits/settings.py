@@ -3,6 +3,8 @@
 A trainer's settings dataclass takes the fields of the same names from its
 config section (`from_section`); what a section states another way (an
 image section's `epochs`) is derived by the dataclass's own `from_config`.
+`check_positive` and `check_fields_positive` are the checks every settings
+type's `validate` starts with.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
+
+from avdigits.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -23,3 +27,16 @@ def from_section(cls: type[T], section: Mapping[str, Any], **derived: Any
   values = {k: tuple(v) if isinstance(v, list) else v
             for k, v in values.items()}
   return cls(**values, **derived)
+
+
+def check_positive(flag: str, value: Any) -> None:
+  """`--config.<flag>` must be > 0 (a NaN is not)."""
+  if not value > 0:
+    raise ConfigError(f"--config.{flag} must be > 0, got {value}")
+
+
+def check_fields_positive(values: Any, flag: str, *names: str) -> None:
+  """Each field `names` of the settings `values` must be > 0
+  (`--config.<flag>.<name>`)."""
+  for name in names:
+    check_positive(f"{flag}.{name}", getattr(values, name))

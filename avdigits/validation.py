@@ -15,14 +15,9 @@ from avdigits.data import sources
 from avdigits.errors import ConfigError
 from avdigits.inputs import speech_data
 from avdigits.models import convnets
+from avdigits.settings import check_positive
 from avdigits.training import devices
 from avdigits.training.classifier import ClassifierSchedule
-
-
-def check_positive(flag: str, value: Any) -> None:
-  """`--config.<flag>` must be > 0."""
-  if not value > 0:
-    raise ConfigError(f"--config.{flag} must be > 0, got {value}")
 
 
 def check_classifier(section: Any, flag: str) -> None:

@@ -6,8 +6,9 @@ import ml_collections
 
 from avdigits.data import splits
 from avdigits.errors import ConfigError
+from avdigits.settings import check_positive
 from avdigits.training.align import AlignSchedule
-from avdigits.validation import check_data, check_devices, check_positive
+from avdigits.validation import check_data, check_devices
 
 
 def validate_reproduce(cfg: ml_collections.ConfigDict) -> None:

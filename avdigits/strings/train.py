@@ -43,10 +43,8 @@ class StringSchedule:
     return settings.from_section(cls, section)
 
   def validate(self, flag: str = "strings") -> None:
-    for name in ("batch_size", "steps", "steps_per_chunk"):
-      if getattr(self, name) <= 0:
-        raise ConfigError(f"--config.{flag}.{name} must be > 0, got "
-                          f"{getattr(self, name)}")
+    settings.check_fields_positive(self, flag, "batch_size", "steps",
+                                   "steps_per_chunk", "temperature")
     if self.batch_size < 2:
       raise ConfigError(f"--config.{flag}.batch_size must be >= 2 (the "
                         f"other pairs of a batch are the negatives)")
@@ -54,9 +52,6 @@ class StringSchedule:
       raise ConfigError(f"--config.{flag}.train_lengths is empty")
     for length in self.train_lengths:
       strings_data.check_length(length, f"--config.{flag}.train_lengths")
-    if not self.temperature > 0:
-      raise ConfigError(f"--config.{flag}.temperature must be > 0, got "
-                        f"{self.temperature}")
     matchmap.check_pooling(self.pooling, f"{flag}.pooling")
     optim.validate(self.optimizer, self.learning_rate,
                    schedule=self.lr_schedule, flag=flag)

@@ -8,10 +8,11 @@ import ml_collections
 from avdigits import settings
 from avdigits.data import splits
 from avdigits.errors import ConfigError
+from avdigits.settings import check_fields_positive, check_positive
 from avdigits.strings.data import check_length
 from avdigits.strings.evaluate import EvalSettings
 from avdigits.strings.train import StringSchedule
-from avdigits.validation import check_devices, check_positive, check_sources
+from avdigits.validation import check_devices, check_sources
 
 # Device settings of the digits and study tasks that the strings task does
 # not read: its steps are never scanned and its seeds run one at a time.
@@ -36,8 +37,8 @@ def validate_strings(cfg: ml_collections.ConfigDict) -> None:
     raise ConfigError("--config.strings.test_lengths is empty")
   for length in s.test_lengths:
     check_length(length, "--config.strings.test_lengths")
-  for name in ("test_strings", "reader_images", "reader_dev_strings"):
-    check_positive(f"strings.{name}", getattr(s, name))
+  check_fields_positive(s, "strings", "test_strings", "reader_images",
+                        "reader_dev_strings")
   if not s.reader_min_steps or min(s.reader_min_steps) < 1:
     raise ConfigError(f"--config.strings.reader_min_steps must be a "
                       f"non-empty tuple of steps >= 1, got "

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ml_collections
 
 from avdigits.errors import ConfigError
+from avdigits.settings import check_positive
 from avdigits.training.align import AlignSchedule
 from avdigits.training.joint import JointSchedule
-from avdigits.validation import check_data, check_devices, check_positive
+from avdigits.validation import check_data, check_devices
 
 # The study's ways for a convnet to enter the cross-modal model, and its
 # cross-modal trainers.

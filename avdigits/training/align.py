@@ -75,16 +75,11 @@ class AlignSchedule:
 
   def validate(self, flag: str = "align") -> None:
     """Raises ConfigError naming `--config.<flag>.*` for a bad setting."""
-    for name in ("steps", "steps_per_chunk", "embed_dim"):
-      if getattr(self, name) <= 0:
-        raise ConfigError(f"--config.{flag}.{name} must be > 0, got "
-                          f"{getattr(self, name)}")
+    settings.check_fields_positive(self, flag, "steps", "steps_per_chunk",
+                                   "embed_dim", "init_std")
     if self.impl not in ("auto", "plain", "fast"):
       raise ConfigError(f"--config.{flag}.impl={self.impl!r}: choose auto, "
                         f"plain or fast")
-    if not self.init_std > 0:
-      raise ConfigError(f"--config.{flag}.init_std must be > 0, got "
-                        f"{self.init_std}")
     if self.init not in INITS:
       raise ConfigError(f"--config.{flag}.init={self.init!r}: choose one of "
                         f"{', '.join(INITS)}")

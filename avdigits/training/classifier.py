@@ -69,10 +69,8 @@ class ClassifierSchedule:
   def validate(self, flag: str, num_train: int | None = None) -> None:
     """Raises ConfigError naming `--config.<flag>.*` for a bad setting;
     with `num_train`, also for a batch larger than the training set."""
-    for name in ("batch_size", "steps", "steps_per_chunk"):
-      if getattr(self, name) <= 0:
-        raise ConfigError(f"--config.{flag}.{name} must be > 0, got "
-                          f"{getattr(self, name)}")
+    settings.check_fields_positive(self, flag, "batch_size", "steps",
+                                   "steps_per_chunk")
     if not self.mixup >= 0:
       raise ConfigError(f"--config.{flag}.mixup must be >= 0, got "
                         f"{self.mixup}")

@@ -100,16 +100,11 @@ class JointSchedule:
 
   def validate(self, flag: str) -> None:
     """Raises ConfigError naming `--config.<flag>.*` for a bad setting."""
-    for name in ("steps", "steps_per_chunk", "groups"):
-      if getattr(self, name) <= 0:
-        raise ConfigError(f"--config.{flag}.{name} must be > 0, got "
-                          f"{getattr(self, name)}")
+    settings.check_fields_positive(self, flag, "steps", "steps_per_chunk",
+                                   "groups", "temperature")
     if self.loss not in JOINT_LOSSES:
       raise ConfigError(f"--config.{flag}.loss={self.loss!r}: choose one of "
                         f"{', '.join(JOINT_LOSSES)}")
-    if not self.temperature > 0:
-      raise ConfigError(f"--config.{flag}.temperature must be > 0, got "
-                        f"{self.temperature}")
     augment.validate(self.image_augment, f"{flag}.image")
     augment.validate(self.speech_augment, f"{flag}.speech")
     optim.validate(self.optimizer, self.learning_rate,

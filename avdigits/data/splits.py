@@ -282,11 +282,17 @@ def first_corpus(speech: SpeechSet) -> np.ndarray:
   return speech.corpus == speech.corpus[0]
 
 
-def _fold(speech: SpeechSet, index: int, k: int) -> Split:
-  """Fold `index` of `k` speaker folds as test data: the people of every
-  corpus but the first when there are several, else every speaker."""
+def fold_pool(speech: SpeechSet) -> np.ndarray:
+  """True for the utterances whose speakers "fold" splits hold out: every
+  corpus but the first when there are several, else every one."""
   first = first_corpus(speech)
-  pool = ~first if not first.all() else first
+  return first if first.all() else ~first
+
+
+def _fold(speech: SpeechSet, index: int, k: int) -> Split:
+  """Fold `index` of `k` speaker folds (`fold_pool`'s people) as test
+  data."""
+  pool = fold_pool(speech)
   folds = np.array([speaker_fold(s, k) for s in speech.speakers.tolist()])
   test = np.flatnonzero(pool & (folds == index)).astype(np.int64)
   if not len(test):

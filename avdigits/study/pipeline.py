@@ -128,9 +128,7 @@ def _outer_splits(speech: SpeechSet, spec: str) -> list[SpeechSplit]:
 
 def _fold_k(spec: str, speech: SpeechSet) -> int:
   k = splits.fold_count(spec, flag="--config.data.speech_splits")
-  first = splits.first_corpus(speech)
-  count = len(set(speech.speakers[~first if not first.all() else first]
-                  .tolist()))
+  count = len(set(speech.speakers[splits.fold_pool(speech)].tolist()))
   if not 2 <= k <= count:
     raise ConfigError(f"--config.data.speech_splits: {spec!r} needs "
                       f"2 <= K <= {count} speakers")

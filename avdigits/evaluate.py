@@ -98,6 +98,16 @@ def recall_at_k(scores: np.ndarray, query_digits: np.ndarray,
   return {f"R@{k}": float(np.mean(hits[:, :k].any(1))) for k in ks}
 
 
+def recall_both_ways(scores: np.ndarray, image_digits: np.ndarray,
+                     speech_digits: np.ndarray) -> dict[str, dict[str, float]]:
+  """recall@k of image queries among utterances and of utterance queries
+  among images (`scores` [images, utterances]); defined for any subset of
+  classes, unlike annotation and retrieval."""
+  return {"image_to_speech": recall_at_k(scores, image_digits, speech_digits),
+          "speech_to_image": recall_at_k(scores.T, speech_digits,
+                                         image_digits)}
+
+
 def evaluate_scores(scores: np.ndarray, image_digits: np.ndarray,
                     speech_classes: np.ndarray, num_speech_classes: int, *,
                     trials: int = 100, seed: int = 0) -> dict:
@@ -108,10 +118,5 @@ def evaluate_scores(scores: np.ndarray, image_digits: np.ndarray,
                                num_speech_classes, trials=trials, seed=seed),
       "retrieval": retrieval(scores, image_digits, speech_classes,
                              num_speech_classes, trials=trials, seed=seed),
-      "recall": {
-          "image_to_speech": recall_at_k(scores, image_digits,
-                                         speech_digits),
-          "speech_to_image": recall_at_k(scores.T, speech_digits,
-                                         image_digits),
-      },
+      "recall": recall_both_ways(scores, image_digits, speech_digits),
   }

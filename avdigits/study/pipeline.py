@@ -519,12 +519,10 @@ def run_seed(cfg, data: StudyData, split: SpeechSplit, seed: int,
         speech.num_classes):
       # A validation part may lack classes (annotation needs every one);
       # recall is defined for any.
-      digits = speech_class_to_digit(test_labels)
-      result = {"annotation": None, "retrieval": None, "recall": {
-          "image_to_speech": evaluate.recall_at_k(
-              scores, data.image_labels[image_test], digits),
-          "speech_to_image": evaluate.recall_at_k(
-              scores.T, digits, data.image_labels[image_test])}}
+      result = {"annotation": None, "retrieval": None,
+                "recall": evaluate.recall_both_ways(
+                    scores, data.image_labels[image_test],
+                    speech_class_to_digit(test_labels))}
     else:
       result = _scores_eval(cfg, scores, data.image_labels[image_test],
                             test_labels, speech.num_classes, seed)

@@ -603,6 +603,7 @@ def test_strings_config_is_valid_and_bad_settings_are_one_line():
       ("train_lengths", (1, 20), "train_lengths"),
       ("test_lengths", (0,), "test_lengths"),
       ("pooling", "avg", "strings.pooling"),
+      ("eval_pooling", "avg", "strings.eval_pooling"),
       ("temperature", 0.0, "temperature"),
       ("learning_rate", -1.0, "learning_rate"),
       ("test_strings", 0, "test_strings"),
@@ -613,6 +614,17 @@ def test_strings_config_is_valid_and_bad_settings_are_one_line():
     bad.strings[key] = value
     with pytest.raises((ConfigError, DataError), match=message):
       validation.validate_strings(bad)
+
+
+def test_retrieval_is_scored_with_eval_pooling_when_set():
+  cfg = strings_config.get_config()
+  cfg.strings.pooling = "ordered"
+  assert strings_pipeline.eval_settings(cfg).pooling == "ordered"
+  cfg.strings.eval_pooling = "ordered_both"
+  assert strings_pipeline.eval_settings(cfg).pooling == "ordered_both"
+  # Training is unchanged by it.
+  assert strings_pipeline.StringSchedule.from_config(
+      cfg.strings).pooling == "ordered"
 
 
 def test_strings_refuse_settings_they_ignore_and_several_processes(

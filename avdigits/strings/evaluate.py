@@ -33,7 +33,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from avdigits import evaluate, features, matchmap
+from avdigits import evaluate, features, matchmap, settings
 from avdigits.errors import ConfigError, DataError
 from avdigits.models.sequence import STRIDE, StringModel
 from avdigits.strings import data as strings_data
@@ -47,7 +47,8 @@ SCORE_BLOCK = 50       # pairs per side of one block of exact scoring
 
 @dataclasses.dataclass(frozen=True)
 class EvalSettings:
-  """A config's `strings` evaluation settings."""
+  """A config's `strings` evaluation settings; `pooling` scores the pairs
+  for retrieval."""
   test_lengths: tuple[int, ...] = (2, 3, 4, 5, 6, 7)
   test_strings: int = 1000
   pooling: str = "ordered_both"
@@ -56,6 +57,15 @@ class EvalSettings:
   reader_duration_weight: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
   reader_word_bonus: tuple[float, ...] = (-3.0, -2.0, -1.0, -0.5, 0.0, 1.0)
   reader_dev_strings: int = 100
+
+  @classmethod
+  def from_config(cls, section: Any) -> EvalSettings:
+    """The settings of a `strings` section: retrieval is scored with its
+    `eval_pooling` when set, else with the pooling the model trained
+    with."""
+    return settings.from_section(
+        cls, section, pooling=section.get("eval_pooling")
+        or section.get("pooling", cls.pooling))
 
 
 def test_strings(pools: strings_data.Pools, length: int, count: int,

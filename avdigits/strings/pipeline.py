@@ -72,7 +72,7 @@ def model(cfg: ml_collections.ConfigDict) -> StringModel:
 
 
 def eval_settings(cfg: ml_collections.ConfigDict) -> strings_eval.EvalSettings:
-  return settings.from_section(strings_eval.EvalSettings, cfg.strings)
+  return strings_eval.EvalSettings.from_config(cfg.strings)
 
 
 def string_data(cfg: ml_collections.ConfigDict, corpora: prepare.Corpora,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import jax
 import ml_collections
 
-from avdigits import settings
 from avdigits.data import splits
 from avdigits.errors import ConfigError
+from avdigits.matchmap import check_pooling
 from avdigits.settings import check_fields_positive, check_positive
 from avdigits.strings.data import check_length
 from avdigits.strings.evaluate import EvalSettings
@@ -32,7 +32,9 @@ def validate_strings(cfg: ml_collections.ConfigDict) -> None:
   check_devices(cfg)
   check_sources(cfg)
   StringSchedule.from_config(cfg.strings).validate()
-  s = settings.from_section(EvalSettings, cfg.strings)
+  s = EvalSettings.from_config(cfg.strings)
+  if cfg.strings.get("eval_pooling"):
+    check_pooling(s.pooling, "strings.eval_pooling")
   if not s.test_lengths:
     raise ConfigError("--config.strings.test_lengths is empty")
   for length in s.test_lengths:

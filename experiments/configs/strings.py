@@ -93,6 +93,9 @@ def get_config() -> ml_collections.ConfigDict:
   # the mercy of each utterance's length and pauses.
   c.strings.pooling = "ordered_both"  # ordered_both | ordered | misa |
   #                                     sima | both | sisa
+  # The pooling that scores test pairs for retrieval; "" = `pooling`. A
+  # model trained with "ordered" can be scored with "ordered_both".
+  c.strings.eval_pooling = ""
   c.strings.temperature = 0.1
   # Evaluation. test_speech: "built" (strings joined from the test
   # utterances) or "connected" (TIDIGITS' connected-digit recordings of the

@@ -47,8 +47,10 @@ VOICES = (
 # The two readings of the speech convnet's 3x4 pool, on the upstream split.
 POOL = ("two_stage", "pool_time")
 # Nested selection of the default's speech recipe: the incumbent first (it
-# wins ties), then one change each (experiments/configs/study/select*.py).
-SELECT = ("select", "select_balanced", "select_masks", "select_wide")
+# wins ties), then one change each, then the two best changes together
+# (experiments/configs/study/select*.py).
+SELECT = ("select", "select_balanced", "select_masks", "select_wide",
+          "select_balanced_wide")
 SUITES = {"study": (EXPERIMENTS, None), "voices": (VOICES, "loso"),
           "pool": (POOL, "two_stage"), "select": (SELECT, None)}
 

@@ -28,7 +28,7 @@ from avdigits.training.workdir import Stage
 class StringSchedule:
   """How the string model trains (a config's `strings` section)."""
   batch_size: int = 32
-  steps: int = 3500
+  steps: int = 5000
   steps_per_chunk: int = 250
   optimizer: str = "adam"
   learning_rate: float = 2e-3

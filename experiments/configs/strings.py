@@ -26,9 +26,10 @@ at 4 digits: "ordered_both" still leads (87.7% against 82.4% for "ordered",
 5,000 steps (92.1%) beat 3,500 (87.7%) and 2,000 (84.8%), so the config
 trains 5,000 (was 3,500). 5,000 is the largest count tried, and the dev
 figure was still rising there: training time grows with the count, and a
-seed is meant to finish within 15 minutes on a 2-core CPU. The reader's settings (`reader_*`) are chosen per run, in the
-pipeline, on dev strings built from training utterances and images only,
-and recorded in report.json.
+seed is meant to finish within 15 minutes on a 2-core CPU. The reader's
+settings (`reader_*`) are chosen per run, in the pipeline, on dev strings
+built from training utterances and images only, and recorded in
+report.json.
 
   python -m experiments.reproduce --workdir=/tmp/strings \
       --config=experiments/configs/strings.py --data_dir=DATA

@@ -12,8 +12,8 @@ one-digit change of the other half) trains both from random
 initialisation. Training mixes lengths 1-4 (the single digits make the
 start easy); evaluation covers lengths 2-7 on 1,000 fixed test strings
 each, drawn with the data seed, so every training seed meets the same ones
-(`avdigits.strings.evaluate`). On a 2-core CPU a seed trains in about 12
-minutes.
+(`avdigits.strings.evaluate`). docs/strings.md gives a seed's measured
+time on a 2-core CPU (about 30 minutes while other runs shared it).
 
 How the settings were chosen, exactly: the pooling ("ordered_both" over
 "ordered" and the order-free ones) was first compared with a development

@@ -91,7 +91,7 @@ def train_stages_in_chunks(stages: Sequence[Stage], initial_state: Any, *,
              for stage in stages]
   for writer, stage in zip(writers, stages, strict=True):
     writer.write_hparams(stage.settings)
-  step = saved = common
+  step = common
   start = time.perf_counter()
   try:
     with tqdm(total=steps, initial=step, desc=stages[0].name, leave=False,
@@ -113,11 +113,11 @@ def train_stages_in_chunks(stages: Sequence[Stage], initial_state: Any, *,
                                              if k != "step"},
                                           "steps_per_second": speed})
           checkpointers[i].save(step, part)
-        saved = step
         bar.update(num_steps)
   except Interrupted as stop:
-    # A signal deferred by a save arrives as it ends, before `saved` moves.
-    saved = min(saved if c.last_saved is None else c.last_saved
+    # The newest step every stage has kept (a signal deferred by a save
+    # arrives as that save ends).
+    saved = min(common if c.last_saved is None else c.last_saved
                 for c in checkpointers)
     names = ", ".join(str(s.directory) for s in stages)
     stop.where = (f"stage {names} at step {saved} (its last checkpoint)"

@@ -27,6 +27,8 @@ def check_classifier(section: Any, flag: str) -> None:
   check_positive(f"{flag}.batch_size", section.batch_size)
   ClassifierSchedule.from_config(section, num_train=section.batch_size
                                  ).validate(flag)
+  if "features" in section:
+    check_positive(f"{flag}.features", section.features)
   if not 0 <= section.get("dropout", 0.0) < 1:
     raise ConfigError(f"--config.{flag}.dropout must be in [0, 1), got "
                       f"{section.dropout}")

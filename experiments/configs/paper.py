@@ -92,6 +92,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.speech = ml_collections.ConfigDict()
   c.speech.hidden_sizes = (512, 1024)
+  c.speech.features = 64          # convolution maps (the paper's 64)
   c.speech.batch_size = 64
   c.speech.steps = 1500
   c.speech.steps_per_chunk = 100

@@ -67,6 +67,8 @@ def _reproduce_in_process(workdir: pathlib.Path, *argv: str) -> None:
     (["--data_dir={tmp}"], "{tmp}/mnist: no such MNIST directory"),
     (SYNTHETIC + ["--config.image.batch_size=0"],
      "--config.image.batch_size must be > 0, got 0"),
+    (SYNTHETIC + ["--config.speech.features=0"],
+     "--config.speech.features must be > 0, got 0"),
     (SYNTHETIC + ["--config.speech.learning_rate=-1"],
      "--config.speech: learning_rate must be > 0, got -1"),
     (SYNTHETIC + ["--config.data.speech=tidigitz"],

@@ -16,6 +16,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.synthetic_speech_per_class = 12
   c.image.epochs = 1
   c.speech.steps = 60
+  c.speech.features = 64  # the paper's, for speed
   c.speech.steps_per_chunk = 20
   c.align.steps = 20_000
   c.align.steps_per_chunk = 5_000

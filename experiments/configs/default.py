@@ -17,8 +17,7 @@ iterations) is the paper's.
 With several speech corpora (FSDD and Speech Commands), each smaller
 corpus's training utterances are repeated until it has as many as the
 largest (`speech.balance_corpora`), so the speech convnet and the aligner
-meet Speech Commands' many people as often as FSDD's five; and the speech
-convnet has 128 convolution maps instead of the paper's 64.
+meet Speech Commands' many people as often as FSDD's five.
 
 How it was chosen: by nested selection (`python -m experiments.study
 --suite=select --workdir=/tmp/select --data_dir=DATA --seeds=1`; table and
@@ -76,8 +75,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.speech.steps = 3000
   c.speech.hidden_sizes = (1024,)
   c.speech.pool = "time_channel"
-  c.speech.features = 128            # nested selection (see above)
-  c.speech.balance_corpora = True  # nested selection (see above)
+  # Both chosen together by the nested selection (see above).
+  c.speech.features = 128
+  c.speech.balance_corpora = True
   # The paper's clamp S = max(0, y.x) kills some initial draws outright and
   # one digit's scores in others (docs/paper.md: "the clamp over many draws");
   # without it the hinge trains from every draw.
